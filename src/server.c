@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * libmicrohttpd glue: daemon options, the access handler that walks a request through the router
+ * to a handler and a response, the completion callback that logs and frees it, and draining. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/addr.h"
+#include "request.h"
+#include "response.h"
+#include "router.h"
+#include "server.h"
+
+#define LISTEN_BACKLOG 4096
+
+struct ag_server {
+    struct MHD_Daemon *mhd;
+    struct ag_app app;
+    struct ag_addr addr;
+    int listen_fd;
+    char url[320];
+};
+
+/* libmicrohttpd calls this once the request line is parsed: the request context is born here, so
+ * it exists (and is freed in on_completed) even when the request fails before the handler runs. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct ag_server *s = cls;
+    return ag_request_new(&s->app, conn, uri);
+}
+
+static enum MHD_Result answer(struct ag_request *rq)
+{
+    const struct ag_route *route = ag_router_match(rq->app->cfg, rq->raw_uri, rq->path_len);
+    struct ag_reply reply;
+    enum ag_rc rc;
+
+    memset(&reply, 0, sizeof(reply));
+    rq->route_id = route->id;
+    rc = route->handler(rq, &reply);
+    if (rc != AG_OK)
+        ag_response_error(rq, rc, &reply);
+    return ag_response_send(rq, &reply);
+}
+
+/* Whether the declared Content-Length exceeds what authgate's own endpoints accept. */
+static bool body_too_large(const struct ag_request *rq)
+{
+    const char *cl = ag_request_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    size_t n = 0;
+
+    if (cl == NULL)
+        return false;
+    for (; *cl >= '0' && *cl <= '9'; cl++) {
+        if (n > AG_OWN_BODY_MAX)
+            return true;
+        n = n * 10 + (size_t)(*cl - '0');
+    }
+    return n > AG_OWN_BODY_MAX;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    struct ag_server *s = cls;
+    struct ag_request *rq = *con_cls;
+
+    AG_UNUSED(upload_data);
+    if (rq == NULL) { /* on_uri failed to allocate */
+        rq = ag_request_new(&s->app, conn, url);
+        if (rq == NULL)
+            return MHD_NO;
+        *con_cls = rq;
+    }
+    if (!rq->started) {
+        /* Headers are complete. Answer on a later call: a response queued on the first call makes
+         * libmicrohttpd 0.9.75 close the connection (no keep-alive). */
+        rq->started = true;
+        rq->method = method;
+        rq->version = version;
+        ag_request_set_id(rq, ag_request_header(rq, s->app.cfg->request_id_header));
+        atomic_fetch_add(&s->app.inflight, 1);
+        rq->counted = true;
+        if (body_too_large(rq)) {
+            /* Refuse before reading the body; the client sees 413, the connection closes. */
+            struct ag_reply reply;
+            ag_log_rq(AG_LOG_WARN, rq->request_id, "request body over %d bytes refused", AG_OWN_BODY_MAX);
+            ag_response_error(rq, AG_ERR_TOO_LARGE, &reply);
+            return ag_response_send(rq, &reply);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        rq->body_bytes += *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->body_bytes > AG_OWN_BODY_MAX && !rq->answered) {
+            /* A chunked body without a length grew past the bound: drop the connection. */
+            ag_log_rq(AG_LOG_WARN, rq->request_id, "request body over %d bytes: closing the connection",
+                      AG_OWN_BODY_MAX);
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (rq->answered)
+        return MHD_YES;
+    return answer(rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct ag_server *s = cls;
+    struct ag_request *rq = *con_cls;
+    const struct ag_config *cfg = s->app.cfg;
+
+    AG_UNUSED(conn);
+    AG_UNUSED(toe);
+    if (rq == NULL)
+        return;
+    bool quiet =
+        cfg->silence_ping_logging && (rq->route_id == AG_ROUTE_PING || rq->route_id == AG_ROUTE_READY);
+    if (rq->answered && !quiet) {
+        struct ag_log_request lr = {
+            .client = rq->client,
+            .request_id = rq->request_id,
+            .host = ag_request_header(rq, MHD_HTTP_HEADER_HOST),
+            .method = rq->method,
+            .uri = rq->raw_uri,
+            .proto = rq->version,
+            .user_agent = ag_request_header(rq, MHD_HTTP_HEADER_USER_AGENT),
+            .status = rq->status,
+            .size = rq->resp_size,
+            .duration_s = ag_request_elapsed(rq),
+        };
+        ag_log_request(&lr);
+    }
+    if (rq->counted)
+        atomic_fetch_sub(&s->app.inflight, 1);
+    ag_request_free(rq);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    AG_UNUSED(cls);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    ag_log_warn("libmicrohttpd: %s", msg);
+}
+
+static unsigned worker_count(const struct ag_config *cfg)
+{
+    long n = cfg->workers > 0 ? (long)cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+enum ag_rc ag_server_start(const struct ag_config *cfg, struct ag_server **out, char *err, size_t errlen)
+{
+    struct ag_server *s = NULL;
+    enum ag_rc rc;
+    unsigned workers = worker_count(cfg);
+    unsigned timeout_s = (unsigned)((cfg->connection_timeout + 999) / 1000);
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return AG_ERR_NOMEM;
+    s->listen_fd = -1;
+    s->app.cfg = cfg;
+    atomic_init(&s->app.draining, false);
+    atomic_init(&s->app.inflight, 0);
+    rc = ag_addr_parse(cfg->http_address, &s->addr, err, errlen);
+    if (rc != AG_OK)
+        goto out;
+    rc = ag_addr_listen(&s->addr, LISTEN_BACKLOG, &s->listen_fd, err, errlen);
+    if (rc != AG_OK)
+        goto out;
+    ag_addr_describe(s->listen_fd, &s->addr, s->url, sizeof(s->url));
+
+    /* libmicrohttpd splits the connection limit between pool threads: keep at least one each. */
+    if ((int64_t)workers > cfg->max_connections)
+        workers = (unsigned)cfg->max_connections;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL}, /* first, so every message goes here */
+        {MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header_bytes, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL},
+        {cfg->max_connections_per_ip > 0 ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END,
+         (intptr_t)cfg->max_connections_per_ip, NULL},
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (workers > 1) {
+        /* Put the pool size where the optional per-IP limit would end the list, or after it. */
+        size_t i = opts[7].option == MHD_OPTION_END ? 7 : 8;
+        opts[i].option = MHD_OPTION_THREAD_POOL_SIZE;
+        opts[i].value = (intptr_t)workers;
+    }
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                              on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (s->mhd == NULL) {
+        snprintf(err, errlen, "libmicrohttpd could not start on %s", s->url);
+        rc = AG_ERR_INTERNAL;
+        goto out;
+    }
+    s->listen_fd = -1; /* libmicrohttpd owns and closes it now (or hands it back when quiesced) */
+    ag_log_info("serving with %u worker thread%s, up to %lld connections", workers, workers == 1 ? "" : "s",
+                (long long)cfg->max_connections);
+    *out = s;
+    s = NULL;
+    rc = AG_OK;
+out:
+    ag_server_free(s);
+    return rc;
+}
+
+const char *ag_server_url(const struct ag_server *s)
+{
+    return s->url;
+}
+
+unsigned ag_server_drain(struct ag_server *s, int64_t timeout_ms)
+{
+    struct timespec start, now, tick = {0, 10 * 1000 * 1000};
+    MHD_socket lfd;
+
+    atomic_store(&s->app.draining, true);
+    lfd = MHD_quiesce_daemon(s->mhd);
+    if (lfd != MHD_INVALID_SOCKET) {
+        close(lfd); /* new connections are now refused, not left waiting in the backlog */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        unsigned n = atomic_load(&s->app.inflight);
+        if (n == 0)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t waited =
+            (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited >= timeout_ms)
+            return n;
+        nanosleep(&tick, NULL);
+    }
+}
+
+void ag_server_free(struct ag_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->mhd != NULL)
+        MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    if (s->listen_fd >= 0) /* only when the daemon never started */
+        close(s->listen_fd);
+    if (s->addr.kind == AG_ADDR_UNIX && s->addr.path[0] != '\0')
+        unlink(s->addr.path);
+    free(s);
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Install every Debian 12 package that building, testing and benchmarking authgate needs.
+# Run as root on a fresh machine (CI does); re-runs skip apt when everything is installed.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential autoconf automake pkg-config
+    libmicrohttpd-dev libcurl4-openssl-dev libjwt-dev libssl-dev libhiredis-dev libjansson-dev
+    # unit tests, integration tests, format check
+    check curl python3 clang-format ca-certificates
+    # later integration tests (sessions, reverse proxies) and the benchmark
+    redis-server nginx caddy wrk
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != "ii " ]; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps.sh: all ${#PACKAGES[@]} packages already installed"
+    exit 0
+fi
+
+echo "deps.sh: missing packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: not root; install them with:" >&2
+    echo "  apt-get install --no-install-recommends ${missing[*]}" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "deps.sh: apt-get update"
+apt-get update
+echo "deps.sh: apt-get install ${PACKAGES[*]}"
+apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+# Debian starts services on install; the tests run their own instances on random ports.
+for svc in redis-server nginx caddy; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        echo "deps.sh: stopping the system $svc service (tests start their own)"
+        systemctl stop "$svc" || true
+    fi
+done
+echo "deps.sh: done"

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The one test command: installs dependencies, builds with sanitizers in build/, runs every unit
+# and integration test (make check), checks the C formatting, and with --distcheck also proves the
+# release tarball builds and passes its tests. Exits non-zero if anything failed.
+#   tests/run.sh [--distcheck]
+set -euo pipefail
+
+distcheck=0
+for arg in "$@"; do
+    case $arg in
+    --distcheck) distcheck=1 ;;
+    -h | --help)
+        echo "usage: $0 [--distcheck]"
+        exit 0
+        ;;
+    *)
+        echo "$0: unknown argument: $arg" >&2
+        exit 2
+        ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+root=$PWD
+failed=()
+
+step() { printf '\n==> %s\n' "$*"; }
+on_error() { echo "run.sh: FAILED at line $1 (exit $2): $3" >&2; }
+trap 'on_error $LINENO $? "$BASH_COMMAND"' ERR
+
+step "dependencies (tests/deps.sh)"
+bash tests/deps.sh
+
+step "autogen"
+./autogen.sh
+
+step "configure (build/, --enable-sanitizers)"
+mkdir -p build
+cd build
+../configure --enable-sanitizers
+
+step "build (make -j2)"
+make -j2
+
+step "tests (make -j2 check)"
+if make -j2 check; then
+    echo "run.sh: make check passed"
+else
+    failed+=("make check")
+    echo "run.sh: make check FAILED; the logs of the failed tests follow" >&2
+    while IFS= read -r -d '' log; do
+        printf '\n----- %s -----\n' "$log"
+        cat "$log"
+    done < <(find "$root/build" -name test-suite.log -print0)
+fi
+cd "$root"
+
+step "format (clang-format --dry-run --Werror over src/ and tests/unit/)"
+mapfile -d '' sources < <(find src tests/unit \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
+if [ ${#sources[@]} -eq 0 ]; then
+    echo "run.sh: no C sources found" >&2
+    failed+=("format (no sources)")
+elif clang-format --dry-run --Werror "${sources[@]}"; then
+    echo "run.sh: ${#sources[@]} files correctly formatted"
+else
+    failed+=("clang-format")
+    echo "run.sh: formatting differs; fix with: clang-format -i \$(find src tests/unit -name '*.[ch]')" >&2
+fi
+
+if [ "$distcheck" = 1 ]; then
+    step "distcheck (make distcheck in build/)"
+    if (cd build && make distcheck); then
+        echo "run.sh: make distcheck passed"
+    else
+        failed+=("make distcheck")
+        while IFS= read -r -d '' log; do
+            printf '\n----- %s -----\n' "$log"
+            cat "$log"
+        done < <(find "$root/build" -path '*/_build/*' -name test-suite.log -print0 2>/dev/null)
+    fi
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+    printf '\nrun.sh: FAILED: %s\n' "${failed[*]}" >&2
+    exit 1
+fi
+printf '\nrun.sh: all passed\n'
