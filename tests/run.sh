@@ -81,6 +81,25 @@ if [ "$distcheck" = 1 ]; then
     fi
 fi
 
+# One closing line for the whole run, summed over every test binary's own summary: Check's
+# "Checks: N, Failures: F, Errors: E" and the integration scripts' "N passed, M failed".
+summary() {
+    local p=0 f=0 log line n1 n2 n3
+    while IFS= read -r -d '' log; do
+        while IFS= read -r line; do
+            if [[ $line =~ Checks:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
+                n1=${BASH_REMATCH[1]} n2=${BASH_REMATCH[2]} n3=${BASH_REMATCH[3]}
+                p=$((p + n1 - n2 - n3)) f=$((f + n2 + n3))
+            elif [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+                p=$((p + BASH_REMATCH[1])) f=$((f + BASH_REMATCH[2]))
+            fi
+        done <"$log"
+    done < <(find "$root/build/tests" -name '*.log' -print0 2>/dev/null)
+    echo "$p passed, $f failed"
+}
+echo
+summary
+
 if [ ${#failed[@]} -gt 0 ]; then
     printf '\nrun.sh: FAILED: %s\n' "${failed[*]}" >&2
     exit 1
