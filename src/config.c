@@ -76,11 +76,11 @@ const struct ag_option ag_options[] = {
            "Server", "idle time after which a connection is closed (slowloris guard)"),
     AG_OPT(shutdown_timeout, "shutdown-timeout", AG_OPT_DURATION, "30s", NULL, 0, AG_MIN(10), 0, "Server",
            "after SIGTERM, how long in-flight requests may take to finish before authgate exits"),
-    AG_OPT(reverse_proxy, "reverse-proxy", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P, "Server",
+    AG_OPT(reverse_proxy, "reverse-proxy", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Server",
            "trust X-Forwarded-* headers from trusted_proxy_ips (authgate runs behind a proxy)"),
-    AG_OPT(trusted_proxy_ips, "trusted-proxy-ip", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Server",
+    AG_OPT(trusted_proxy_ips, "trusted-proxy-ip", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Server",
            "addresses or CIDRs of proxies whose X-Forwarded-* headers are believed"),
-    AG_OPT(check_path_prefix, "check-path-prefix", AG_OPT_STRING, "", NULL, 0, 0, AG_P, "Server",
+    AG_OPT(check_path_prefix, "check-path-prefix", AG_OPT_STRING, "", NULL, 0, 0, 0, "Server",
            "path prefix to strip from Envoy/Istio ext_authz check requests"),
 
     /* Logging */
@@ -116,38 +116,38 @@ const struct ag_option ag_options[] = {
            "token endpoint, when discovery is skipped"),
     AG_OPT(oidc_jwks_url, "oidc-jwks-url", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "JWKS endpoint with the keys that sign ID tokens, when discovery is skipped"),
-    AG_OPT(profile_url, "profile-url", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(profile_url, "profile-url", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "userinfo endpoint, when discovery is skipped"),
-    AG_OPT(redirect_url, "redirect-url", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(redirect_url, "redirect-url", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "OAuth redirect URL, e.g. https://app.example.com/oauth2/callback"),
-    AG_OPT(scope, "scope", AG_OPT_STRING, "openid email profile", NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(scope, "scope", AG_OPT_STRING, "openid email profile", NULL, 0, 0, 0, "Provider",
            "OAuth scopes requested at login"),
-    AG_OPT(prompt, "prompt", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(prompt, "prompt", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "OIDC prompt parameter (none, login, consent, select_account)"),
-    AG_OPT(acr_values, "acr-values", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(acr_values, "acr-values", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "OIDC acr_values parameter"),
-    AG_OPT(code_challenge_method, "code-challenge-method", AG_OPT_STRING, "", ag_ch_pkce, 0, 0, AG_P,
-           "Provider", "PKCE code challenge method; empty = no PKCE"),
-    AG_OPT(oidc_extra_audiences, "oidc-extra-audience", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(code_challenge_method, "code-challenge-method", AG_OPT_STRING, "", ag_ch_pkce, 0, 0, 0, "Provider",
+           "PKCE code challenge method; empty = no PKCE"),
+    AG_OPT(oidc_extra_audiences, "oidc-extra-audience", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Provider",
            "audiences accepted in ID tokens besides client_id"),
     AG_OPT(oidc_enabled_signing_algs, "oidc-enabled-signing-alg", AG_OPT_LIST,
-           "RS256,RS384,RS512,ES256,ES384,ES512", NULL, 0, 0, AG_P, "Provider",
+           "RS256,RS384,RS512,ES256,ES384,ES512", NULL, 0, 0, 0, "Provider",
            "JWS algorithms accepted for ID token signatures"),
-    AG_OPT(oidc_email_claim, "oidc-email-claim", AG_OPT_STRING, "email", NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(oidc_email_claim, "oidc-email-claim", AG_OPT_STRING, "email", NULL, 0, 0, 0, "Provider",
            "ID token claim holding the email address"),
-    AG_OPT(oidc_groups_claim, "oidc-groups-claim", AG_OPT_STRING, "groups", NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(oidc_groups_claim, "oidc-groups-claim", AG_OPT_STRING, "groups", NULL, 0, 0, 0, "Provider",
            "ID token claim holding the groups"),
-    AG_OPT(user_id_claim, "user-id-claim", AG_OPT_STRING, "sub", NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(user_id_claim, "user-id-claim", AG_OPT_STRING, "sub", NULL, 0, 0, 0, "Provider",
            "ID token claim identifying the user"),
     AG_OPT(insecure_oidc_allow_unverified_email, "insecure-oidc-allow-unverified-email", AG_OPT_BOOL, "false",
-           NULL, 0, 0, AG_P, "Provider", "accept ID tokens whose email_verified is false"),
-    AG_OPT(skip_provider_button, "skip-provider-button", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P, "Provider",
+           NULL, 0, 0, 0, "Provider", "accept ID tokens whose email_verified is false"),
+    AG_OPT(skip_provider_button, "skip-provider-button", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Provider",
            "go straight to the provider instead of showing the sign-in page"),
     AG_OPT(backend_logout_url, "backend-logout-url", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Provider",
            "provider URL called on sign-out; {id_token} is replaced by the session's ID token"),
-    AG_OPT(provider_ca_file, "provider-ca-file", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(provider_ca_file, "provider-ca-file", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "CA bundle (PEM) trusted for connections to the provider"),
-    AG_OPT(provider_timeout, "provider-timeout", AG_OPT_DURATION, "10s", NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(provider_timeout, "provider-timeout", AG_OPT_DURATION, "10s", NULL, 0, 0, 0, "Provider",
            "timeout of each request to the provider"),
 
     /* Authorization */
@@ -155,7 +155,7 @@ const struct ag_option ag_options[] = {
            "authorize emails in these domains; use email-domain=* to authorize all email addresses"),
     AG_OPT(authenticated_emails_file, "authenticated-emails-file", AG_OPT_STRING, NULL, NULL, 0, 0, 0,
            "Authorization", "file with one authorized email address per line"),
-    AG_OPT(allowed_groups, "allowed-group", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Authorization",
+    AG_OPT(allowed_groups, "allowed-group", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Authorization",
            "authorize only members of these groups"),
 
     /* Cookie */
@@ -164,43 +164,42 @@ const struct ag_option ag_options[] = {
     AG_OPT(
         cookie_secret, "cookie-secret", AG_OPT_SECRET, NULL, NULL, 0, 0, 0, "Cookie",
         "key that encrypts and signs cookies: 16, 24 or 32 bytes, raw or base64 (openssl rand -base64 32)"),
-    AG_OPT(cookie_domains, "cookie-domain", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Cookie",
+    AG_OPT(cookie_domains, "cookie-domain", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Cookie",
            "Domain attribute of cookies; the longest that matches the request host is used"),
-    AG_OPT(cookie_path, "cookie-path", AG_OPT_STRING, "/", NULL, 0, 0, AG_P, "Cookie",
+    AG_OPT(cookie_path, "cookie-path", AG_OPT_STRING, "/", NULL, 0, 0, 0, "Cookie",
            "Path attribute of cookies"),
     AG_OPT(cookie_expire, "cookie-expire", AG_OPT_DURATION, "168h", NULL, 0, 0, 0, "Cookie",
            "lifetime of the session cookie"),
     AG_OPT(cookie_refresh, "cookie-refresh", AG_OPT_DURATION, "0", NULL, 0, 0, 0, "Cookie",
            "refresh the session with the provider after this long; 0 = never"),
-    AG_OPT(cookie_secure, "cookie-secure", AG_OPT_BOOL, "true", NULL, 0, 0, AG_P, "Cookie",
+    AG_OPT(cookie_secure, "cookie-secure", AG_OPT_BOOL, "true", NULL, 0, 0, 0, "Cookie",
            "set the Secure attribute on cookies"),
-    AG_OPT(cookie_httponly, "cookie-httponly", AG_OPT_BOOL, "true", NULL, 0, 0, AG_P, "Cookie",
+    AG_OPT(cookie_httponly, "cookie-httponly", AG_OPT_BOOL, "true", NULL, 0, 0, 0, "Cookie",
            "set the HttpOnly attribute on cookies"),
-    AG_OPT(cookie_samesite, "cookie-samesite", AG_OPT_STRING, "", ag_ch_samesite, 0, 0, AG_P, "Cookie",
+    AG_OPT(cookie_samesite, "cookie-samesite", AG_OPT_STRING, "", ag_ch_samesite, 0, 0, 0, "Cookie",
            "SameSite attribute of cookies; empty = not set"),
-    AG_OPT(cookie_csrf_expire, "cookie-csrf-expire", AG_OPT_DURATION, "15m", NULL, 0, 0, AG_P, "Cookie",
+    AG_OPT(cookie_csrf_expire, "cookie-csrf-expire", AG_OPT_DURATION, "15m", NULL, 0, 0, 0, "Cookie",
            "lifetime of the CSRF cookie set during login"),
-    AG_OPT(cookie_csrf_per_request, "cookie-csrf-per-request", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P,
-           "Cookie", "one CSRF cookie per login request, so parallel logins do not clash"),
+    AG_OPT(cookie_csrf_per_request, "cookie-csrf-per-request", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Cookie",
+           "one CSRF cookie per login request, so parallel logins do not clash"),
 
     /* Session */
-    AG_OPT(session_store_type, "session-store-type", AG_OPT_STRING, "redis", ag_ch_store, 0, 0, AG_P,
-           "Session", "where sessions are kept"),
-    AG_OPT(redis_connection_url, "redis-connection-url", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Session",
+    AG_OPT(session_store_type, "session-store-type", AG_OPT_STRING, "redis", ag_ch_store, 0, 0, 0, "Session",
+           "where sessions are kept"),
+    AG_OPT(redis_connection_url, "redis-connection-url", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Session",
            "Redis URL: redis://host:6379/0 or unix:///path"),
-    AG_OPT(redis_password, "redis-password", AG_OPT_SECRET, NULL, NULL, 0, 0, AG_P, "Session",
-           "Redis password"),
+    AG_OPT(redis_password, "redis-password", AG_OPT_SECRET, NULL, NULL, 0, 0, 0, "Session", "Redis password"),
     AG_OPT(redis_use_sentinel, "redis-use-sentinel", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P, "Session",
            "find the Redis master through Sentinel"),
     AG_OPT(redis_sentinel_master_name, "redis-sentinel-master-name", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P,
            "Session", "Sentinel master name"),
     AG_OPT(redis_sentinel_connection_urls, "redis-sentinel-connection-urls", AG_OPT_LIST, NULL, NULL, 0, 0,
            AG_P, "Session", "Sentinel URLs"),
-    AG_OPT(redis_timeout, "redis-timeout", AG_OPT_DURATION, "1s", NULL, 0, 0, AG_P, "Session",
+    AG_OPT(redis_timeout, "redis-timeout", AG_OPT_DURATION, "1s", NULL, 0, 0, 0, "Session",
            "timeout of each Redis command"),
 
     /* Upstream */
-    AG_OPT(upstreams, "upstream", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Upstream",
+    AG_OPT(upstreams, "upstream", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Upstream",
            "upstream URL to proxy authenticated requests to; static://200 answers 200 itself"),
     AG_OPT(pass_host_header, "pass-host-header", AG_OPT_BOOL, "true", NULL, 0, 0, AG_P, "Upstream",
            "send the client's Host header upstream"),
@@ -214,11 +213,11 @@ const struct ag_option ag_options[] = {
            0, 0, AG_P, "Upstream", "do not verify upstream TLS certificates"),
 
     /* Headers */
-    AG_OPT(set_xauthrequest, "set-xauthrequest", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P, "Headers",
+    AG_OPT(set_xauthrequest, "set-xauthrequest", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Headers",
            "add X-Auth-Request-User, -Email, -Groups, -Preferred-Username to /auth responses"),
-    AG_OPT(pass_access_token, "pass-access-token", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P, "Headers",
+    AG_OPT(pass_access_token, "pass-access-token", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Headers",
            "pass the access token (X-Forwarded-Access-Token, X-Auth-Request-Access-Token)"),
-    AG_OPT(set_authorization_header, "set-authorization-header", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P,
+    AG_OPT(set_authorization_header, "set-authorization-header", AG_OPT_BOOL, "false", NULL, 0, 0, 0,
            "Headers", "add Authorization: Bearer <id_token> to /auth responses"),
     AG_OPT(pass_authorization_header, "pass-authorization-header", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P,
            "Headers", "pass Authorization: Bearer <id_token> upstream"),
@@ -226,15 +225,15 @@ const struct ag_option ag_options[] = {
            "pass X-Forwarded-User, -Email, -Groups, -Preferred-Username upstream"),
 
     /* Routing */
-    AG_OPT(whitelist_domains, "whitelist-domain", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Routing",
+    AG_OPT(whitelist_domains, "whitelist-domain", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Routing",
            "domains allowed as redirect targets after login; a leading . allows subdomains"),
-    AG_OPT(skip_auth_routes, "skip-auth-route", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Routing",
+    AG_OPT(skip_auth_routes, "skip-auth-route", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Routing",
            "[METHOD=]path regex of requests that need no authentication"),
-    AG_OPT(skip_auth_preflight, "skip-auth-preflight", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P, "Routing",
+    AG_OPT(skip_auth_preflight, "skip-auth-preflight", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Routing",
            "let CORS preflight (OPTIONS) requests through without authentication"),
-    AG_OPT(api_routes, "api-route", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "Routing",
+    AG_OPT(api_routes, "api-route", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Routing",
            "path regex of API requests, which get 401 instead of a redirect to login"),
-    AG_OPT(force_json_errors, "force-json-errors", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P, "Routing",
+    AG_OPT(force_json_errors, "force-json-errors", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Routing",
            "answer errors with JSON instead of HTML pages or redirects"),
 
     /* API tokens */
@@ -366,10 +365,34 @@ static bool ag_is_alnum(int c)
 
 /* Quote a (non-secret) user value for an error line: control bytes escaped so a hostile value cannot
  * forge extra lines, and cut short so one bad value cannot flood the log. */
+/* A URL's password never leaves the process: "redis://user:pw@host" is shown as "redis://user:****@host". */
+static const char *ag_redact_url(const char *s, char *buf, size_t size)
+{
+    const char *scheme = strstr(s, "://"), *auth, *at, *colon;
+    size_t hostpart;
+
+    if (scheme == NULL)
+        return s;
+    auth = scheme + 3;
+    hostpart = strcspn(auth, "/?#");
+    at = memchr(auth, '@', hostpart);
+    if (at == NULL)
+        return s;
+    colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon == NULL)
+        return s;
+    snprintf(buf, size, "%.*s:****%s", (int)(colon - s), s, at);
+    return buf;
+}
+
 static const char *ag_show(const char *s, char *buf, size_t size)
 {
+    char redacted[AG_SHOW_BUF * 4];
     size_t o = 0;
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p;
+
+    s = ag_redact_url(s, redacted, sizeof(redacted));
+    p = (const unsigned char *)s;
 
     buf[o++] = '"';
     for (; *p != '\0'; p++) {
@@ -2291,6 +2314,45 @@ static void ag_check(struct ag_load *ld)
             fclose(f);
     }
 
+    /* Sessions: Redis is the store of this release. */
+    if (strcmp(cfg->session_store_type, "cookie") == 0)
+        ag_err(ld, ag_where(cfg, ag_idx("session_store_type")), "session_store_type",
+               "\"cookie\" is not supported yet in authgate 0.1 (planned), expected \"redis\"");
+    else if (cfg->redis_connection_url[0] == '\0')
+        ag_require(ld, "redis_connection_url",
+                   "(redis://host:port/db or unix:///path; session_store_type is redis)");
+    else if ((strncmp(cfg->redis_connection_url, "redis://", 8) != 0 ||
+              cfg->redis_connection_url[8] == '\0' || cfg->redis_connection_url[8] == '/') &&
+             (strncmp(cfg->redis_connection_url, "unix:///", 8) != 0 || cfg->redis_connection_url[8] == '\0'))
+        ag_err(
+            ld, ag_where(cfg, ag_idx("redis_connection_url")), "redis_connection_url",
+            "invalid URL %s, expected redis://[user:password@]host[:port][/db] or unix:///path (rediss:// is "
+            "not supported by this build)",
+            ag_show(cfg->redis_connection_url, shown, sizeof(shown)));
+
+    /* Upstreams: this release answers checks itself (static://CODE); proxying to http(s) is planned. */
+    for (size_t u = 0; u < cfg->upstreams.n; u++) {
+        const char *up = cfg->upstreams.v[u];
+        if (strncmp(up, "static://", 9) != 0 || strlen(up) != 12 || up[9] != '2' || !ag_is_digit(up[10]) ||
+            !ag_is_digit(up[11]))
+            ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams",
+                   "%s is not supported yet in authgate 0.1 (reverse proxying is planned), expected "
+                   "static://CODE "
+                   "with a 2xx code",
+                   ag_show(up, shown, sizeof(shown)));
+    }
+    if (cfg->upstreams.n > 1)
+        ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams",
+               "several upstreams, expected one static://CODE");
+    if (cfg->check_path_prefix[0] != '\0') {
+        size_t cl = strlen(cfg->check_path_prefix);
+        if (cfg->check_path_prefix[0] != '/' || cfg->check_path_prefix[cl - 1] == '/')
+            ag_err(ld, ag_where(cfg, ag_idx("check_path_prefix")), "check_path_prefix",
+                   "invalid prefix %s, expected a path that starts with / and does not end with / (like "
+                   "/ext-authz)",
+                   ag_show(cfg->check_path_prefix, shown, sizeof(shown)));
+    }
+
     /* Server. */
     if (!ag_listen_addr_ok(cfg->http_address))
         ag_err(ld, ag_where(cfg, ag_idx("http_address")), "http_address",
@@ -2725,9 +2787,11 @@ void ag_config_print_effective(const struct ag_config *cfg, FILE *f)
             continue;
         fprintf(f, "%s = ", o->key);
         switch (o->type) {
-        case AG_OPT_STRING:
-            ag_print_quoted(f, *(char *const *)field);
+        case AG_OPT_STRING: {
+            char redacted[1024];
+            ag_print_quoted(f, ag_redact_url(*(char *const *)field, redacted, sizeof(redacted)));
             break;
+        }
         case AG_OPT_SECRET:
             fputs(((const struct ag_secret *)field)->value != NULL ? "(set)" : "(empty)", f);
             break;
@@ -2745,9 +2809,10 @@ void ag_config_print_effective(const struct ag_config *cfg, FILE *f)
             const struct ag_strlist *l = field;
             fputc('[', f);
             for (size_t j = 0; j < l->n; j++) {
+                char redacted[1024];
                 if (j > 0)
                     fputs(", ", f);
-                ag_print_quoted(f, l->v[j]);
+                ag_print_quoted(f, ag_redact_url(l->v[j], redacted, sizeof(redacted)));
             }
             fputc(']', f);
             break;

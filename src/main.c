@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "build-config.h"
+#include "app.h"
 #include "config.h"
+#include "net/http_client.h"
 #include "log.h"
 #include "server.h"
 #include "util/sdnotify.h"
@@ -19,6 +21,7 @@ extern char **environ;
 static int run(const struct ag_config *cfg)
 {
     struct ag_server *server = NULL;
+    struct ag_app app;
     char err[512];
     sigset_t set;
     int sig = 0;
@@ -31,8 +34,14 @@ static int run(const struct ag_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (ag_server_start(cfg, &server, err, sizeof(err)) != AG_OK) {
+    /* after the mask, so the provider's discovery thread inherits it */
+    if (ag_app_init(&app, cfg, err, sizeof(err)) != AG_OK) {
+        ag_log_error("cannot start: %s", err);
+        return 1;
+    }
+    if (ag_server_start(&app, &server, err, sizeof(err)) != AG_OK) {
         ag_log_error("cannot listen on http_address %s: %s", cfg->http_address, err);
+        ag_app_fini(&app);
         return 1;
     }
     ag_log_info("authgate %s listening on %s", PACKAGE_VERSION, ag_server_url(server));
@@ -58,6 +67,7 @@ static int run(const struct ag_config *cfg)
         ag_log_warn("shutdown timeout reached with %u request%s in flight; closing them", left,
                     left == 1 ? "" : "s");
     ag_server_free(server);
+    ag_app_fini(&app);
     ag_log_info("stopped");
     return 0;
 }
@@ -99,7 +109,12 @@ int main(int argc, char **argv)
             .fd = 2,
         };
         ag_log_setup(&lo);
+        if (ag_http_global_init() != AG_OK) {
+            ag_log_error("cannot initialise libcurl");
+            break;
+        }
         status = run(cfg);
+        ag_http_global_cleanup(); /* after run(): every worker thread and its curl handle is gone */
         break;
     }
     }

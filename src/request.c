@@ -3,12 +3,21 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
+#include "net/cidr.h"
 #include "request.h"
+
+struct ag_rq_block {
+    struct ag_rq_block *next;
+    max_align_t data[];
+};
 
 static void client_address(struct ag_request *rq)
 {
@@ -50,6 +59,11 @@ void ag_request_free(struct ag_request *rq)
 {
     if (rq == NULL)
         return;
+    while (rq->arena != NULL) {
+        struct ag_rq_block *next = rq->arena->next;
+        free(rq->arena);
+        rq->arena = next;
+    }
     free(rq->raw_uri);
     free(rq);
 }
@@ -98,4 +112,142 @@ double ag_request_elapsed(const struct ag_request *rq)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - rq->start.tv_sec) + (double)(now.tv_nsec - rq->start.tv_nsec) / 1e9;
+}
+
+void *ag_request_alloc(struct ag_request *rq, size_t n)
+{
+    struct ag_rq_block *b;
+    if (n > SIZE_MAX - sizeof(*b))
+        return NULL;
+    b = malloc(sizeof(*b) + n);
+    if (b == NULL)
+        return NULL;
+    b->next = rq->arena;
+    rq->arena = b;
+    return b->data;
+}
+
+char *ag_request_strndup(struct ag_request *rq, const char *s, size_t n)
+{
+    char *d = ag_request_alloc(rq, n + 1);
+    if (d == NULL)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *ag_request_strdup(struct ag_request *rq, const char *s)
+{
+    return s ? ag_request_strndup(rq, s, strlen(s)) : NULL;
+}
+
+char *ag_request_printf(struct ag_request *rq, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    char *d;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    d = ag_request_alloc(rq, (size_t)n + 1);
+    if (d == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+const char *ag_request_arg(const struct ag_request *rq, const char *name)
+{
+    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct arg_count {
+    const char *name;
+    unsigned n;
+};
+
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct arg_count *c = cls;
+    AG_UNUSED(kind);
+    AG_UNUSED(value);
+    if (key != NULL && strcmp(key, c->name) == 0)
+        c->n++;
+    return MHD_YES;
+}
+
+unsigned ag_request_arg_count(const struct ag_request *rq, const char *name)
+{
+    struct arg_count c = {name, 0};
+    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, count_arg, &c);
+    return c.n;
+}
+
+bool ag_request_from_trusted_proxy(const struct ag_request *rq)
+{
+    const union MHD_ConnectionInfo *ci;
+    if (!rq->app->cfg->reverse_proxy || rq->app->trusted == NULL)
+        return false;
+    ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci != NULL && ci->client_addr != NULL && ag_cidrs_match_sa(rq->app->trusted, ci->client_addr);
+}
+
+/* host[:port] with only the characters a host name, an IPv4 or a bracketed IPv6 literal can have. */
+static bool plausible_host(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+    if (n == 0 || n > 300)
+        return false;
+    return strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]_") == n;
+}
+
+const char *ag_request_host(const struct ag_request *rq)
+{
+    const char *h = NULL;
+    if (ag_request_from_trusted_proxy(rq))
+        h = ag_request_header(rq, "X-Forwarded-Host");
+    if (h == NULL)
+        h = ag_request_header(rq, MHD_HTTP_HEADER_HOST);
+    return plausible_host(h) ? h : NULL;
+}
+
+const char *ag_request_scheme(const struct ag_request *rq)
+{
+    const char *p = ag_request_from_trusted_proxy(rq) ? ag_request_header(rq, "X-Forwarded-Proto") : NULL;
+    return p != NULL && strcasecmp(p, "https") == 0 ? "https" : "http";
+}
+
+const char *ag_request_original_url(struct ag_request *rq)
+{
+    const char *host = ag_request_host(rq);
+
+    if (ag_request_from_trusted_proxy(rq)) {
+        const char *fwd = ag_request_header(rq, "X-Forwarded-Uri");
+        if (fwd != NULL && (strncmp(fwd, "http://", 7) == 0 || strncmp(fwd, "https://", 8) == 0))
+            return fwd;
+    }
+    if (host == NULL)
+        return NULL;
+    return ag_request_printf(rq, "%s://%s%s", ag_request_scheme(rq), host, ag_request_target(rq));
+}
+
+const char *ag_request_target(const struct ag_request *rq)
+{
+    const char *prefix = rq->app->cfg->check_path_prefix, *fwd;
+    size_t plen = prefix ? strlen(prefix) : 0;
+
+    if (ag_request_from_trusted_proxy(rq)) {
+        fwd = ag_request_header(rq, "X-Forwarded-Uri");
+        if (fwd != NULL && fwd[0] == '/')
+            return fwd;
+    }
+    if (plen > 0 && strncmp(rq->raw_uri, prefix, plen) == 0 && rq->raw_uri[plen] == '/')
+        return rq->raw_uri + plen;
+    return rq->raw_uri;
 }

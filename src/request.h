@@ -10,18 +10,14 @@
 #include <time.h>
 
 #include "common.h"
+#include "app.h"
 #include "config.h"
 
 #define AG_REQUEST_ID_MAX 128
 /* Bodies sent to authgate's own endpoints are not used; past this they are refused (413). */
 #define AG_OWN_BODY_MAX (64 * 1024)
 
-/* State shared by every request of one server: the config and the drain flag. */
-struct ag_app {
-    const struct ag_config *cfg;
-    atomic_bool draining; /* SIGTERM seen: /ready fails, responses close the connection */
-    atomic_uint inflight; /* requests whose headers arrived and that are not completed */
-};
+struct ag_rq_block;
 
 struct ag_request {
     struct ag_app *app;
@@ -33,14 +29,47 @@ struct ag_request {
     char client[64];     /* peer address, "unix" for unix sockets */
     char request_id[AG_REQUEST_ID_MAX + 1];
     struct timespec start;
-    uint64_t body_bytes; /* request body bytes seen */
-    int route_id;        /* enum ag_route_id of the handler that answered, -1 before */
-    bool started;        /* first access-handler call done */
-    bool counted;        /* included in app->inflight */
-    bool answered;       /* a response was queued */
-    unsigned status;     /* status sent, for the request log */
-    uint64_t resp_size;  /* body bytes sent, for the request log */
+    uint64_t body_bytes;       /* request body bytes seen */
+    int route_id;              /* enum ag_route_id of the handler that answered, -1 before */
+    bool started;              /* first access-handler call done */
+    bool counted;              /* included in app->inflight */
+    bool answered;             /* a response was queued */
+    unsigned status;           /* status sent, for the request log */
+    uint64_t resp_size;        /* body bytes sent, for the request log */
+    const char *user;          /* who the request was authenticated as, for the logs (arena) */
+    struct ag_rq_block *arena; /* memory that dies with the request */
 };
+
+/* Per-request memory: freed all at once when the request completes. NULL on ENOMEM. */
+void *ag_request_alloc(struct ag_request *rq, size_t n);
+char *ag_request_strdup(struct ag_request *rq, const char *s);
+char *ag_request_strndup(struct ag_request *rq, const char *s, size_t n);
+char *ag_request_printf(struct ag_request *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Query parameter `name` (percent-decoded by libmicrohttpd), borrowed, or NULL. */
+const char *ag_request_arg(const struct ag_request *rq, const char *name);
+
+/* How many query parameters are named `name` (a repeated state or code is refused). */
+unsigned ag_request_arg_count(const struct ag_request *rq, const char *name);
+
+/* Whether the peer is one of --trusted-proxy-ip, so its X-Forwarded-* headers count. */
+bool ag_request_from_trusted_proxy(const struct ag_request *rq);
+
+/* The host the client asked for: X-Forwarded-Host from a trusted proxy, else Host. NULL when
+ * missing or not a plausible host[:port]. */
+const char *ag_request_host(const struct ag_request *rq);
+
+/* "https" when a trusted proxy says X-Forwarded-Proto: https, else "http". */
+const char *ag_request_scheme(const struct ag_request *rq);
+
+/* The URL the client originally asked for, to return to after login: X-Forwarded-Uri (absolute or a
+ * path) from a trusted proxy, else scheme://host + the request-target (with the check path prefix
+ * removed). In the arena; NULL when it cannot be formed. */
+const char *ag_request_original_url(struct ag_request *rq);
+
+/* The request-target the app was asked for, as the skip-auth and API rules judge it: X-Forwarded-Uri (a
+ * path) from a trusted proxy, else ours with the check path prefix removed. Borrowed. */
+const char *ag_request_target(const struct ag_request *rq);
 
 /* New context for a request whose request-target is `uri` (copied). Returns NULL on ENOMEM. */
 struct ag_request *ag_request_new(struct ag_app *app, struct MHD_Connection *conn, const char *uri);

@@ -14,6 +14,12 @@ enum ag_route_id {
     AG_ROUTE_PING,
     AG_ROUTE_READY,
     AG_ROUTE_ROBOTS,
+    AG_ROUTE_START,
+    AG_ROUTE_CALLBACK,
+    AG_ROUTE_SIGN_IN,
+    AG_ROUTE_SIGN_OUT,
+    AG_ROUTE_AUTH,
+    AG_ROUTE_USERINFO,
     AG_ROUTE_PREFIX_UNKNOWN, /* under --proxy-prefix but no such endpoint: 404 */
     AG_ROUTE_DEFAULT         /* everything else: the authorization check */
 };

@@ -20,7 +20,7 @@
 
 struct ag_server {
     struct MHD_Daemon *mhd;
-    struct ag_app app;
+    struct ag_app *app;
     struct ag_addr addr;
     int listen_fd;
     char url[320];
@@ -31,7 +31,7 @@ struct ag_server {
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct ag_server *s = cls;
-    return ag_request_new(&s->app, conn, uri);
+    return ag_request_new(s->app, conn, uri);
 }
 
 static enum MHD_Result answer(struct ag_request *rq)
@@ -73,7 +73,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
     AG_UNUSED(upload_data);
     if (rq == NULL) { /* on_uri failed to allocate */
-        rq = ag_request_new(&s->app, conn, url);
+        rq = ag_request_new(s->app, conn, url);
         if (rq == NULL)
             return MHD_NO;
         *con_cls = rq;
@@ -84,8 +84,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         rq->started = true;
         rq->method = method;
         rq->version = version;
-        ag_request_set_id(rq, ag_request_header(rq, s->app.cfg->request_id_header));
-        atomic_fetch_add(&s->app.inflight, 1);
+        ag_request_set_id(rq, ag_request_header(rq, s->app->cfg->request_id_header));
+        atomic_fetch_add(&s->app->inflight, 1);
         rq->counted = true;
         if (body_too_large(rq)) {
             /* Refuse before reading the body; the client sees 413, the connection closes. */
@@ -117,7 +117,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct ag_server *s = cls;
     struct ag_request *rq = *con_cls;
-    const struct ag_config *cfg = s->app.cfg;
+    const struct ag_config *cfg = s->app->cfg;
 
     AG_UNUSED(conn);
     AG_UNUSED(toe);
@@ -129,6 +129,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         struct ag_log_request lr = {
             .client = rq->client,
             .request_id = rq->request_id,
+            .user = rq->user,
             .host = ag_request_header(rq, MHD_HTTP_HEADER_HOST),
             .method = rq->method,
             .uri = rq->raw_uri,
@@ -141,7 +142,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         ag_log_request(&lr);
     }
     if (rq->counted)
-        atomic_fetch_sub(&s->app.inflight, 1);
+        atomic_fetch_sub(&s->app->inflight, 1);
     ag_request_free(rq);
     *con_cls = NULL;
 }
@@ -165,8 +166,9 @@ static unsigned worker_count(const struct ag_config *cfg)
     return n > 0 ? (unsigned)n : 1;
 }
 
-enum ag_rc ag_server_start(const struct ag_config *cfg, struct ag_server **out, char *err, size_t errlen)
+enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err, size_t errlen)
 {
+    const struct ag_config *cfg = app->cfg;
     struct ag_server *s = NULL;
     enum ag_rc rc;
     unsigned workers = worker_count(cfg);
@@ -177,9 +179,7 @@ enum ag_rc ag_server_start(const struct ag_config *cfg, struct ag_server **out, 
     if (s == NULL)
         return AG_ERR_NOMEM;
     s->listen_fd = -1;
-    s->app.cfg = cfg;
-    atomic_init(&s->app.draining, false);
-    atomic_init(&s->app.inflight, 0);
+    s->app = app;
     rc = ag_addr_parse(cfg->http_address, &s->addr, err, errlen);
     if (rc != AG_OK)
         goto out;
@@ -238,14 +238,14 @@ unsigned ag_server_drain(struct ag_server *s, int64_t timeout_ms)
     struct timespec start, now, tick = {0, 10 * 1000 * 1000};
     MHD_socket lfd;
 
-    atomic_store(&s->app.draining, true);
+    atomic_store(&s->app->draining, true);
     lfd = MHD_quiesce_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) {
         close(lfd); /* new connections are now refused, not left waiting in the backlog */
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        unsigned n = atomic_load(&s->app.inflight);
+        unsigned n = atomic_load(&s->app->inflight);
         if (n == 0)
             return 0;
         clock_gettime(CLOCK_MONOTONIC, &now);

@@ -5,13 +5,13 @@
 #ifndef AG_SERVER_H
 #define AG_SERVER_H
 
-#include "config.h"
+#include "app.h"
 
 struct ag_server;
 
-/* Open the listening socket and start serving with `cfg` (borrowed; must outlive the server).
+/* Open the listening socket and start serving `app` (borrowed; must outlive the server).
  * On failure returns an error and writes the reason to err. */
-enum ag_rc ag_server_start(const struct ag_config *cfg, struct ag_server **out, char *err, size_t errlen);
+enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err, size_t errlen);
 
 /* The bound address, e.g. "http://127.0.0.1:4180" (borrowed). */
 const char *ag_server_url(const struct ag_server *s);

@@ -21,8 +21,18 @@ for p in "${PACKAGES[@]}"; do
     fi
 done
 
+# Node.js 20 or later runs the end-to-end rig (oidc-provider, playwright-core). This machine image
+# ships it; elsewhere Debian's nodejs and npm packages are tried, and a too-old node is an error.
+node_ok() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+        [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -ge 20 ]
+}
+if ! node_ok; then
+    missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "deps.sh: all ${#PACKAGES[@]} packages already installed"
+    echo "deps.sh: all ${#PACKAGES[@]} packages already installed; node $(node --version)"
     exit 0
 fi
 
@@ -38,6 +48,13 @@ echo "deps.sh: apt-get update"
 apt-get update
 echo "deps.sh: apt-get install ${PACKAGES[*]}"
 apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+if ! node_ok; then
+    apt-get install -y --no-install-recommends nodejs npm || true
+    if ! node_ok; then
+        echo "deps.sh: Node.js 20 or later with npm is required for the end-to-end tests (found: $(node --version 2>/dev/null || echo none))" >&2
+        exit 1
+    fi
+fi
 # Debian starts services on install; the tests run their own instances on random ports.
 for svc in redis-server nginx caddy; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then

@@ -32,6 +32,9 @@ trap 'on_error $LINENO $? "$BASH_COMMAND"' ERR
 step "dependencies (tests/deps.sh)"
 bash tests/deps.sh
 
+step "npm ci (tests/e2e: the OpenID provider and browser drivers of the end-to-end tests)"
+(cd tests/e2e && npm ci --no-audit --no-fund)
+
 step "autogen"
 ./autogen.sh
 

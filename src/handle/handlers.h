@@ -13,7 +13,19 @@ enum ag_rc ag_handle_ready(struct ag_request *rq, struct ag_reply *reply);
 enum ag_rc ag_handle_robots(struct ag_request *rq, struct ag_reply *reply);
 /* An unknown path under --proxy-prefix: 404. */
 enum ag_rc ag_handle_not_found(struct ag_request *rq, struct ag_reply *reply);
-/* Every other path: the authorization check. Until a login provider is active it denies (403). */
+/* Every other path: the authorization check (Istio ext_authz, --upstream=static://N). */
 enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply);
+/* /oauth2/auth: 202 with identity headers, 401 without a session, 403 when not allowed; never 3xx. */
+enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply);
+/* /oauth2/start: redirect to the provider. */
+enum ag_rc ag_handle_start(struct ag_request *rq, struct ag_reply *reply);
+/* /oauth2/callback: finish the login. */
+enum ag_rc ag_handle_callback(struct ag_request *rq, struct ag_reply *reply);
+/* /oauth2/sign_in: end any session, show the sign-in page. */
+enum ag_rc ag_handle_sign_in(struct ag_request *rq, struct ag_reply *reply);
+/* /oauth2/sign_out: end the session, redirect to a validated rd. */
+enum ag_rc ag_handle_sign_out(struct ag_request *rq, struct ag_reply *reply);
+/* /oauth2/userinfo: the user as JSON, or 401. */
+enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply);
 
 #endif

@@ -12,7 +12,7 @@ enum ag_rc ag_handle_ping(struct ag_request *rq, struct ag_reply *reply)
 
 enum ag_rc ag_handle_ready(struct ag_request *rq, struct ag_reply *reply)
 {
-    if (atomic_load(&rq->app->draining))
+    if (!ag_app_ready(rq->app))
         return AG_ERR_UNAVAILABLE;
     ag_reply_text(reply, 200, "OK");
     return AG_OK;

@@ -327,6 +327,7 @@ ag_write_config() {
         echo "client_secret = \"$AG_CLIENT_SECRET\""
         echo "cookie_secret = \"$AG_COOKIE_SECRET\""
         echo 'email_domains = ["*"]'
+        echo 'redis_connection_url = "redis://127.0.0.1:9/0"'
         for l in "$@"; do echo "$l"; done
     } >"$f"
 }

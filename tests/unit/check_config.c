@@ -16,13 +16,16 @@
 /* 32 random bytes, base64. */
 #define SECRET32 "q6B2Zl8sT0yWcJmXo4RkVdH1nGf3uEa7iPbK9xCt5Ls="
 /* What every load needs besides email rules; placed at the END of test files, so line numbers of the
- * lines under test start at 1. */
-#define BASE_NOMAIL                                                                                          \
+ * lines under test start at 1. BASE_NOREDIS lacks the session store (4 lines), BASE_NOMAIL adds it
+ * (5 lines), BASE adds the email rule (6 lines). */
+#define BASE_NOREDIS                                                                                         \
     "client_id = \"app\"\n"                                                                                  \
     "client_secret = \"client-secret-value\"\n"                                                              \
     "oidc_issuer_url = \"https://idp.example.com\"\n"                                                        \
     "cookie_secret = \"" SECRET32 "\"\n"
-#define BASE BASE_NOMAIL "email_domains = [\"example.com\"]\n"
+#define REDIS_LINE  "redis_connection_url = \"redis://127.0.0.1:6379/0\"\n"
+#define BASE_NOMAIL BASE_NOREDIS REDIS_LINE
+#define BASE        BASE_NOMAIL "email_domains = [\"example.com\"]\n"
 
 static char tmpdir[1024];
 static unsigned tmp_seq;
@@ -271,6 +274,10 @@ START_TEST(table_defaults)
     ck_assert_int_eq(r.cfg->cookie_csrf_expire, 15 * 60 * 1000);
     ck_assert(r.cfg->cookie_secure && r.cfg->cookie_httponly);
     ck_assert_str_eq(r.cfg->session_store_type, "redis");
+    ck_assert_str_eq(r.cfg->redis_connection_url, "redis://127.0.0.1:6379/0");
+    ck_assert_int_eq(r.cfg->src[opt("redis_connection_url")], AG_SRC_FILE);
+    ck_assert_int_eq(r.cfg->src_line[opt("redis_connection_url")], 5);
+    ck_assert_str_eq(r.cfg->check_path_prefix, "");
     ck_assert_int_eq(r.cfg->redis_timeout, 1000);
     ck_assert_ptr_null(r.cfg->redis_password.value);
     ck_assert_uint_eq(r.cfg->upstreams.n, 0);
@@ -509,7 +516,7 @@ START_TEST(toml_strings)
         "client_secret = \"client-secret-value\"\n"
         "oidc_issuer_url = \"https://idp.example.com\"\n"
         "cookie_secret = \"" SECRET32 "\"\n"
-        "email_domains = [\"example.com\"]\n",
+        "email_domains = [\"example.com\"]\n" REDIS_LINE,
         NULL, NULL);
     ck_assert_msg(r.rc == AG_OK, "%s", r.err);
     ck_assert_str_eq(r.cfg->provider_display_name,
@@ -651,17 +658,18 @@ START_TEST(toml_type_mismatch)
     assert_has(r.err, ".cfg:6: provider_display_name: got a boolean, expected a string");
     assert_has(r.err, ".cfg:7: request_logging: got an integer, expected true or false");
     assert_has(r.err,
-               ".cfg:12: email_domains: got a string, expected an array of strings like [\"a\", \"b\"]");
-    assert_has(r.err, ".cfg:13: email_domains: duplicate key");
+               ".cfg:13: email_domains: got a string, expected an array of strings like [\"a\", \"b\"]");
+    assert_has(r.err, ".cfg:14: email_domains: duplicate key, first set at line 13");
     assert_has(r.err, "default: email_domains: no email domain");
     ck_assert_uint_eq(count_lines(r.err), 10);
     run_free(&r);
 
     load_file(&r,
               "client_secret = 5\nclient_id = \"a\"\noidc_issuer_url = \"https://i.example\"\n"
-              "cookie_secret = \"" SECRET32 "\"\nemail_domains = [\"*\"]\n",
+              "cookie_secret = \"" SECRET32 "\"\nemail_domains = [\"*\"]\n" REDIS_LINE,
               NULL, NULL);
     assert_has(r.err, ".cfg:1: client_secret: got an integer, expected a string");
+    assert_has(r.err, "default: client_secret: not set");
     ck_assert_uint_eq(count_lines(r.err), 2); /* and then it is not set */
     run_free(&r);
 
@@ -763,7 +771,7 @@ START_TEST(toml_recovery_reports_every_problem)
     /* Unterminated array swallowing the rest: one error, at the line that opened it. */
     load_file(&r, BASE "upstreams = [\n\"http://a\",\n# eof\n", NULL, NULL);
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
-    assert_has(r.err, ".cfg:6: upstreams: unterminated array, expected a closing ]");
+    assert_has(r.err, ".cfg:7: upstreams: unterminated array, expected a closing ]");
     ck_assert_uint_eq(count_lines(r.err), 1);
     run_free(&r);
 }
@@ -802,7 +810,8 @@ START_TEST(toml_limits)
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
     assert_has(r.err, "flag --config: config: ");
     assert_has(r.err, "is larger than 1048576 bytes, expected a config file of at most 1 MiB");
-    ck_assert_uint_eq(count_lines(r.err), 1 + 5); /* + the required options */
+    assert_has(r.err, "default: redis_connection_url: not set");
+    ck_assert_uint_eq(count_lines(r.err), 1 + 6); /* + the required options */
     run_free(&r);
 
     /* Exactly the limit: one huge line in a string, accepted. */
@@ -1209,7 +1218,7 @@ START_TEST(secret_file_variants)
         char text[PATH_MAX + 512];
         snprintf(text, sizeof(text),
                  "client_id = \"app\"\nclient_secret_file = \"%s\"\noidc_issuer_url = \"https://i.example\"\n"
-                 "cookie_secret = \"" SECRET32 "\"\nemail_domains = [\"*\"]\n",
+                 "cookie_secret = \"" SECRET32 "\"\nemail_domains = [\"*\"]\n" REDIS_LINE,
                  tmp_text("two-newlines\n\n"));
         load_file(&r, text, NULL, NULL);
         ck_assert_msg(r.rc == AG_OK, "%s", r.err);
@@ -1225,11 +1234,13 @@ START_TEST(secret_file_variants)
                   flags, NULL);
         ck_assert_int_eq(r.rc,
                          AG_ERR_INVALID); /* BASE_NOMAIL also sets client_secret: conflict in the file */
+        assert_has(r.err, ".cfg:3: client_secret: client_secret_file is also set at line 1");
+        ck_assert_uint_eq(count_lines(r.err), 1);
         run_free(&r);
         load_file(&r,
                   "client_secret_file = \"/nonexistent/secret\"\nclient_id = \"a\"\n"
                   "oidc_issuer_url = \"https://i.example\"\ncookie_secret = \"" SECRET32
-                  "\"\nemail_domains = [\"*\"]\n",
+                  "\"\nemail_domains = [\"*\"]\n" REDIS_LINE,
                   flags, NULL);
         ck_assert_msg(r.rc == AG_OK, "%s", r.err);
         ck_assert_str_eq(r.cfg->client_secret.value, "flag-value");
@@ -1395,30 +1406,138 @@ END_TEST
 START_TEST(planned_refused)
 {
     struct run r;
-    const char *flags[] = {"--upstream=static://200", "--pass-access-token", NULL};
-    const char *env[] = {"OAUTH2_PROXY_COOKIE_SECURE=true", "AUTHGATE_REDIS_PASSWORD_FILE=/x", NULL};
+    const char *flags[] = {"--extra-jwt-issuers=https://other.example=aud", "--skip-jwt-bearer-tokens", NULL};
+    /* Setting a planned option to its default value is still setting it. */
+    const char *env[] = {"OAUTH2_PROXY_PASS_HOST_HEADER=true", "AUTHGATE_INTROSPECTION_CACHE_TTL=5m", NULL};
 
-    load_file(
-        &r, "https_address = \":443\"\nsession_store_type = \"cookie\"\ncookie_csrf_expire = \"15m\"\n" BASE,
-        flags, env);
+    load_file(&r,
+              "https_address = \":443\"\nredis_sentinel_connection_urls = [\"redis://s:26379\"]\n"
+              "upstream_timeout = \"30s\"\n" BASE,
+              flags, env);
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
     assert_error_lines(r.err);
-    assert_has(r.err,
-               "authgate: config: flag --upstream: upstreams: not supported yet in authgate 0.1 (planned)");
-    assert_has(r.err, "flag --pass-access-token: pass_access_token: not supported yet");
-    assert_has(r.err, "env OAUTH2_PROXY_COOKIE_SECURE: cookie_secure: not supported yet");
-    assert_has(r.err, "env AUTHGATE_REDIS_PASSWORD_FILE: redis_password_file: not supported yet");
+    assert_has(r.err, "authgate: config: flag --extra-jwt-issuers: extra_jwt_issuers: not supported yet in "
+                      "authgate 0.1 (planned)");
+    assert_has(r.err, "flag --skip-jwt-bearer-tokens: skip_jwt_bearer_tokens: not supported yet");
+    assert_has(r.err, "env OAUTH2_PROXY_PASS_HOST_HEADER: pass_host_header: not supported yet");
+    assert_has(r.err, "env AUTHGATE_INTROSPECTION_CACHE_TTL: introspection_cache_ttl: not supported yet");
     assert_has(r.err, ".cfg:1: https_address: not supported yet");
-    assert_has(r.err, ".cfg:2: session_store_type: not supported yet");
-    assert_has(r.err, ".cfg:3: cookie_csrf_expire: not supported yet");
+    assert_has(r.err, ".cfg:2: redis_sentinel_connection_urls: not supported yet");
+    assert_has(r.err, ".cfg:3: upstream_timeout: not supported yet");
     ck_assert_uint_eq(count_lines(r.err), 7);
     run_free(&r);
 
     /* Defaults never trigger the refusal; an explicitly empty value means "off" and is fine. */
-    load_file(&r, "https_address = \"\"\nupstreams = []\n" BASE, NULL, NULL);
+    load_file(&r, "https_address = \"\"\nextra_jwt_issuers = []\nupstreams = []\n" BASE, NULL, NULL);
     ck_assert_msg(r.rc == AG_OK, "%s", r.err);
-    ck_assert_int_eq(r.cfg->cookie_csrf_expire, 900000);
+    ck_assert_uint_eq(r.cfg->upstreams.n, 0);
+    ck_assert_int_eq(r.cfg->introspection_cache_ttl, 300000);
     run_free(&r);
+
+    /* What the refusal used to cover from every source is live now, and loads. */
+    {
+        char envv[PATH_MAX + 64];
+        const char *live_flags[] = {"--upstream=static://200", "--pass-access-token", NULL};
+        const char *live_env[] = {"OAUTH2_PROXY_COOKIE_SECURE=false", envv, NULL};
+        snprintf(envv, sizeof(envv), "AUTHGATE_REDIS_PASSWORD_FILE=%s", tmp_text("redis-pw\n"));
+        load_file(&r, "session_store_type = \"redis\"\ncookie_csrf_expire = \"10m\"\n" BASE, live_flags,
+                  live_env);
+        ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+        ck_assert_uint_eq(r.errlen, 0);
+        ck_assert_uint_eq(r.cfg->upstreams.n, 1);
+        ck_assert_str_eq(r.cfg->upstreams.v[0], "static://200");
+        ck_assert(r.cfg->pass_access_token);
+        ck_assert(!r.cfg->cookie_secure);
+        ck_assert_str_eq(r.cfg->redis_password.value, "redis-pw");
+        ck_assert_str_eq(r.cfg->src_where[opt("redis_password")], "env AUTHGATE_REDIS_PASSWORD_FILE");
+        ck_assert_str_eq(r.cfg->session_store_type, "redis");
+        ck_assert_int_eq(r.cfg->src_line[opt("session_store_type")], 1);
+        ck_assert_int_eq(r.cfg->cookie_csrf_expire, 600000);
+        run_free(&r);
+    }
+    {
+        /* A live secret's _file variant is read now, so a missing file is a read error, not a refusal. */
+        const char *env_bad[] = {"AUTHGATE_REDIS_PASSWORD_FILE=/nonexistent/redis-pw", NULL};
+        load_file(&r, BASE, NULL, env_bad);
+        ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+        assert_has(r.err, "authgate: config: env AUTHGATE_REDIS_PASSWORD_FILE: redis_password: cannot read "
+                          "/nonexistent/redis-pw: No such file or directory, expected a readable file");
+        assert_lacks(r.err, "not supported yet");
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+}
+END_TEST
+
+/* Which options this release takes and which it still refuses, as the table marks them. */
+START_TEST(table_planned)
+{
+    static const char *const live[] = {
+        "reverse_proxy",
+        "trusted_proxy_ips",
+        "check_path_prefix",
+        "redirect_url",
+        "scope",
+        "prompt",
+        "acr_values",
+        "code_challenge_method",
+        "oidc_extra_audiences",
+        "oidc_enabled_signing_algs",
+        "oidc_email_claim",
+        "oidc_groups_claim",
+        "skip_provider_button",
+        "provider_ca_file",
+        "provider_timeout",
+        "allowed_groups",
+        "cookie_domains",
+        "cookie_path",
+        "cookie_secure",
+        "cookie_httponly",
+        "cookie_samesite",
+        "cookie_csrf_expire",
+        "cookie_csrf_per_request",
+        "session_store_type",
+        "redis_connection_url",
+        "redis_password",
+        "redis_timeout",
+        "upstreams",
+        "set_xauthrequest",
+        "pass_access_token",
+        "set_authorization_header",
+        "whitelist_domains",
+        "skip_auth_routes",
+        "skip_auth_preflight",
+        "api_routes",
+        "force_json_errors",
+    };
+    static const char *const planned[] = {
+        "https_address",
+        "tls_cert_file",
+        "tls_key_file",
+        "metrics_address",
+        "backend_logout_url",
+        "redis_use_sentinel",
+        "redis_sentinel_master_name",
+        "redis_sentinel_connection_urls",
+        "pass_host_header",
+        "proxy_websockets",
+        "flush_interval",
+        "upstream_timeout",
+        "ssl_upstream_insecure_skip_verify",
+        "pass_authorization_header",
+        "pass_user_headers",
+        "skip_jwt_bearer_tokens",
+        "extra_jwt_issuers",
+        "bearer_token_login_fallback",
+        "introspection_url",
+        "introspection_cache_ttl",
+    };
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        ck_assert_msg((ag_options[opt(live[i])].flags & AG_OPTF_PLANNED) == 0, "%s is marked planned",
+                      live[i]);
+    for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++)
+        ck_assert_msg((ag_options[opt(planned[i])].flags & AG_OPTF_PLANNED) != 0, "%s is not marked planned",
+                      planned[i]);
 }
 END_TEST
 
@@ -1441,7 +1560,11 @@ START_TEST(cross_required)
     assert_has(r.err, "default: oidc_issuer_url: not set");
     assert_has(r.err, "default: email_domains: no email domain and no authenticated_emails_file, expected "
                       "--email-domain (use email-domain=* to authorize all email addresses)");
-    ck_assert_uint_eq(count_lines(r.err), 5);
+    assert_has(r.err,
+               "authgate: config: default: redis_connection_url: not set, expected --redis-connection-url, "
+               "redis_connection_url in the config file or OAUTH2_PROXY_REDIS_CONNECTION_URL "
+               "(redis://host:port/db or unix:///path; session_store_type is redis)");
+    ck_assert_uint_eq(count_lines(r.err), 6);
     run_free(&r);
 
     {
@@ -1569,6 +1692,252 @@ START_TEST(cross_http_address)
 }
 END_TEST
 
+START_TEST(cross_session_store)
+{
+    struct run r;
+
+    /* redis (the default store) needs a URL; the message names every way to give one. */
+    load_file(&r, BASE_NOREDIS "email_domains = [\"example.com\"]\n", NULL, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_error_lines(r.err);
+    assert_has(r.err,
+               "authgate: config: default: redis_connection_url: not set, expected --redis-connection-url, "
+               "redis_connection_url in the config file or OAUTH2_PROXY_REDIS_CONNECTION_URL "
+               "(redis://host:port/db or unix:///path; session_store_type is redis)");
+    ck_assert_uint_eq(count_lines(r.err), 1);
+    run_free(&r);
+
+    /* Set explicitly to redis, and an empty URL from a higher source: still required, and blamed on it. */
+    {
+        const char *flags[] = {"--session-store-type=redis", "--redis-connection-url=", NULL};
+        load_file(&r, BASE, flags, NULL);
+        ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+        assert_has(r.err, "authgate: config: flag --redis-connection-url: redis_connection_url: not set");
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+
+    /* Good URLs from each source. */
+    {
+        const char *env[] = {"OAUTH2_PROXY_REDIS_CONNECTION_URL=unix:///run/redis/redis.sock", NULL};
+        const char *flags[] = {"--redis-connection-url=redis://:pw@redis.internal:6380/2", NULL};
+        load_file(&r, BASE_NOREDIS "email_domains = [\"example.com\"]\n", NULL, env);
+        ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+        ck_assert_str_eq(r.cfg->redis_connection_url, "unix:///run/redis/redis.sock");
+        ck_assert_str_eq(r.cfg->src_where[opt("redis_connection_url")],
+                         "env OAUTH2_PROXY_REDIS_CONNECTION_URL");
+        run_free(&r);
+        load_file(&r, BASE, flags, env);
+        ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+        ck_assert_str_eq(r.cfg->redis_connection_url, "redis://:pw@redis.internal:6380/2");
+        run_free(&r);
+    }
+
+    /* Bad schemes: refused with where the value came from and what is expected. */
+    {
+        static const char *const bad[] = {"http://127.0.0.1:6379", "127.0.0.1:6379",        "REDIS://h:6379",
+                                          "redis:/h:6379",         "unix://run/redis.sock", "tcp://h:6379"};
+        char text[512], want[256];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            snprintf(text, sizeof(text),
+                     "redis_connection_url = \"%s\"\n" BASE_NOREDIS "email_domains = [\"example.com\"]\n",
+                     bad[i]);
+            load_file(&r, text, NULL, NULL);
+            ck_assert_msg(r.rc == AG_ERR_INVALID, "accepted %s", bad[i]);
+            snprintf(want, sizeof(want),
+                     ".cfg:1: redis_connection_url: invalid URL \"%s\", expected "
+                     "redis://[user:password@]host[:port][/db] or unix:///path",
+                     bad[i]);
+            assert_has(r.err, want);
+            ck_assert_uint_eq(count_lines(r.err), 1);
+            assert_error_lines(r.err);
+            run_free(&r);
+        }
+    }
+
+    /* TLS Redis is refused, saying why; a password in the URL is never echoed. */
+    {
+        const char *tls[] = {"--redis-connection-url=rediss://redis.internal:6380/0", NULL};
+        const char *pw[] = {"--redis-connection-url=rediss://:hunter2pass@redis.internal:6380/0", NULL};
+        load_file(&r, BASE, tls, NULL);
+        ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+        assert_has(r.err,
+                   "authgate: config: flag --redis-connection-url: redis_connection_url: invalid URL "
+                   "\"rediss://redis.internal:6380/0\", expected redis://[user:password@]host[:port][/db] "
+                   "or unix:///path (rediss:// is not supported by this build)");
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+        load_file(&r, BASE, pw, NULL);
+        ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+        assert_has(r.err, "flag --redis-connection-url: redis_connection_url: invalid URL "
+                          "\"rediss://:****@redis.internal:6380/0\"");
+        assert_has(r.err, "(rediss:// is not supported by this build)");
+        assert_lacks(r.err, "hunter2pass");
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+
+    /* The cookie store is refused as planned, and then no Redis URL is asked for. */
+    load_file(&r, "session_store_type = \"cookie\"\n" BASE_NOREDIS "email_domains = [\"example.com\"]\n",
+              NULL, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_error_lines(r.err);
+    assert_has(r.err,
+               ".cfg:1: session_store_type: \"cookie\" is not supported yet in authgate 0.1 (planned), "
+               "expected \"redis\"");
+    assert_lacks(r.err, "redis_connection_url");
+    ck_assert_uint_eq(count_lines(r.err), 1);
+    run_free(&r);
+    {
+        const char *env[] = {"AUTHGATE_SESSION_STORE_TYPE=cookie", NULL};
+        load_file(&r, BASE, NULL, env);
+        assert_has(r.err,
+                   "authgate: config: env AUTHGATE_SESSION_STORE_TYPE: session_store_type: \"cookie\" is "
+                   "not supported yet");
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+    {
+        const char *flags[] = {"--session-store-type=memcached", NULL};
+        load_file(&r, BASE, flags, NULL);
+        ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+        assert_has(r.err,
+                   "flag --session-store-type: session_store_type: invalid value \"memcached\", expected "
+                   "one of \"redis\", \"cookie\"");
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(cross_upstreams)
+{
+    static const char *const good[] = {"static://200", "static://202", "static://204", "static://299"};
+    static const char *const bad[] = {"http://x",        "https://app.internal:8443/",
+                                      "file:///var/www", "static://404",
+                                      "static://302",    "static://500",
+                                      "static://20",     "static://2000",
+                                      "static://2x0",    "static://",
+                                      "STATIC://200",    ""};
+    char arg[128], want[256];
+    const char *flags[] = {arg, NULL};
+    struct run r;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(arg, sizeof(arg), "--upstream=%s", good[i]);
+        load_file(&r, BASE, flags, NULL);
+        ck_assert_msg(r.rc == AG_OK, "%s: %s", good[i], r.err);
+        ck_assert_uint_eq(r.cfg->upstreams.n, 1);
+        ck_assert_str_eq(r.cfg->upstreams.v[0], good[i]);
+        run_free(&r);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(arg, sizeof(arg), "--upstream=%s", bad[i]);
+        load_file(&r, BASE, flags, NULL);
+        if (bad[i][0] == '\0') { /* an empty flag value is an empty list: no upstream, which is fine */
+            ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+            ck_assert_uint_eq(r.cfg->upstreams.n, 0);
+            run_free(&r);
+            continue;
+        }
+        ck_assert_msg(r.rc == AG_ERR_INVALID, "accepted %s", bad[i]);
+        snprintf(want, sizeof(want),
+                 "authgate: config: flag --upstream: upstreams: \"%s\" is not supported yet in authgate 0.1 "
+                 "(reverse proxying is planned), expected static://CODE with a 2xx code",
+                 bad[i]);
+        assert_has(r.err, want);
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+
+    /* At most one upstream: two good ones cost one error; a bad one among them costs its own. */
+    {
+        const char *two[] = {"--upstream=static://200", "--upstream=static://204", NULL};
+        load_file(&r, BASE, two, NULL);
+        ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+        assert_has(r.err, "authgate: config: flag --upstream: upstreams: several upstreams, expected one "
+                          "static://CODE");
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+    load_file(&r, "upstreams = [\"static://200\", \"http://127.0.0.1:8080\"]\n" BASE, NULL, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_error_lines(r.err);
+    assert_has(r.err, ".cfg:1: upstreams: \"http://127.0.0.1:8080\" is not supported yet");
+    assert_has(r.err, ".cfg:1: upstreams: several upstreams");
+    ck_assert_uint_eq(count_lines(r.err), 2);
+    run_free(&r);
+
+    /* From the file and env, one good upstream loads. */
+    {
+        const char *env[] = {"OAUTH2_PROXY_UPSTREAMS=static://202", NULL};
+        load_file(&r, "upstreams = [\"static://200\"]\n" BASE, NULL, NULL);
+        ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+        ck_assert_int_eq(r.cfg->src_line[opt("upstreams")], 1);
+        run_free(&r);
+        load_file(&r, "upstreams = [\"static://200\"]\n" BASE, NULL, env);
+        ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+        ck_assert_uint_eq(r.cfg->upstreams.n, 1);
+        ck_assert_str_eq(r.cfg->upstreams.v[0], "static://202");
+        run_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(cross_check_path_prefix)
+{
+    static const char *const good[] = {"/ext-authz", "/a", "/envoy/check", ""};
+    static const char *const bad[] = {"ext-authz", "/ext-authz/", "/", "//", "a/"};
+    char arg[128], want[256];
+    const char *flags[] = {arg, NULL};
+    struct run r;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(arg, sizeof(arg), "--check-path-prefix=%s", good[i]);
+        load_file(&r, BASE, flags, NULL);
+        ck_assert_msg(r.rc == AG_OK, "%s: %s", good[i], r.err);
+        ck_assert_str_eq(r.cfg->check_path_prefix, good[i]);
+        run_free(&r);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(arg, sizeof(arg), "--check-path-prefix=%s", bad[i]);
+        load_file(&r, BASE, flags, NULL);
+        ck_assert_msg(r.rc == AG_ERR_INVALID, "accepted %s", bad[i]);
+        snprintf(want, sizeof(want),
+                 "authgate: config: flag --check-path-prefix: check_path_prefix: invalid prefix \"%s\", "
+                 "expected a path that starts with / and does not end with / (like /ext-authz)",
+                 bad[i]);
+        assert_has(r.err, want);
+        ck_assert_uint_eq(count_lines(r.err), 1);
+        run_free(&r);
+    }
+    load_file(&r, "check_path_prefix = \"envoy\"\n" BASE, NULL, NULL);
+    assert_has(r.err, ".cfg:1: check_path_prefix: invalid prefix \"envoy\"");
+    run_free(&r);
+}
+END_TEST
+
+/* One still-planned option alone: refused with its source, and nothing else is wrong. */
+START_TEST(cross_planned_alone)
+{
+    struct run r;
+    const char *flags[] = {"--skip-jwt-bearer-tokens", NULL};
+    const char *flags_false[] = {"--skip-jwt-bearer-tokens=false", NULL};
+
+    load_file(&r, BASE, flags, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_has(r.err,
+               "authgate: config: flag --skip-jwt-bearer-tokens: skip_jwt_bearer_tokens: not supported "
+               "yet in authgate 0.1 (planned)\n");
+    ck_assert_uint_eq(count_lines(r.err), 1);
+    run_free(&r);
+    load_file(&r, BASE, flags_false, NULL); /* even set to its default */
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_has(r.err, "skip_jwt_bearer_tokens: not supported yet");
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(authenticated_emails_file)
 {
     struct run r;
@@ -1612,8 +1981,9 @@ START_TEST(effective_output)
     assert_has(out, "cookie_refresh = \"1h30m\" (flag --cookie-refresh)\n");
     assert_has(out, "silence_ping_logging = true (flag --silence-ping-logging)\n");
     assert_has(out, "provider_display_name = \"q\\\"\\n\" (flag --provider-display-name)\n");
+    assert_has(out, "redis_connection_url = \"redis://127.0.0.1:6379/0\" (file ");
     assert_lacks(out, "http_address"); /* defaults are not shown */
-    ck_assert_uint_eq(count_lines(out), 10);
+    ck_assert_uint_eq(count_lines(out), 11);
     free(out);
     run_free(&r);
 }
@@ -1738,6 +2108,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, table_unique);
     tcase_add_test(tc, table_env_names);
     tcase_add_test(tc, table_defaults);
+    tcase_add_test(tc, table_planned);
     tcase_add_test(tc, parse_duration_good);
     tcase_add_test(tc, parse_duration_bad);
     tcase_add_test(tc, format_duration);
@@ -1775,6 +2146,10 @@ static Suite *config_suite(void)
     tcase_add_test(tc, cross_discovery_and_urls);
     tcase_add_test(tc, cross_choices_and_syntax);
     tcase_add_test(tc, cross_http_address);
+    tcase_add_test(tc, cross_session_store);
+    tcase_add_test(tc, cross_upstreams);
+    tcase_add_test(tc, cross_check_path_prefix);
+    tcase_add_test(tc, cross_planned_alone);
     tcase_add_test(tc, authenticated_emails_file);
     tcase_add_test(tc, effective_output);
     tcase_add_test(tc, help_output);

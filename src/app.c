@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Runtime state from the config: derived keys, Redis, the provider, whitelist, trusted proxies,
+ * policy and route rules. */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "auth/policy.h"
+#include "auth/rules.h"
+#include "net/cidr.h"
+#include "net/redirect.h"
+#include "oidc/provider.h"
+#include "session/redis.h"
+#include "session/ticket.h"
+#include "util/crypto.h"
+
+static const char *const *list(const struct ag_strlist *l)
+{
+    return (const char *const *)l->v;
+}
+
+/* --upstream: in this release only static://N (what Istio's ext_authz use needs); none means 200. */
+static enum ag_rc parse_upstreams(struct ag_app *app, const struct ag_config *cfg, char *err, size_t errlen)
+{
+    app->static_status = 200;
+    if (cfg->upstreams.n > 1) {
+        snprintf(err, errlen, "upstreams: only one static:// upstream is supported in this release");
+        return AG_ERR_INVALID;
+    }
+    if (cfg->upstreams.n == 1) {
+        const char *u = cfg->upstreams.v[0];
+        unsigned long code = 0;
+        const char *p = u + 9;
+        if (strncmp(u, "static://", 9) != 0) {
+            snprintf(err, errlen,
+                     "upstreams: \"%.100s\": only static://CODE is supported yet (reverse proxying to "
+                     "http(s):// upstreams is planned)",
+                     u);
+            return AG_ERR_INVALID;
+        }
+        for (; *p >= '0' && *p <= '9' && code < 1000; p++)
+            code = code * 10 + (unsigned long)(*p - '0');
+        if (*p != '\0' || code < 200 || code > 299) {
+            snprintf(err, errlen, "upstreams: \"%.100s\": expected static://CODE with a 2xx code", u);
+            return AG_ERR_INVALID;
+        }
+        app->static_status = (unsigned)code;
+    }
+    return AG_OK;
+}
+
+enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *err, size_t errlen)
+{
+    unsigned char secret[32];
+    size_t slen = 0;
+    enum ag_rc rc;
+
+    memset(app, 0, sizeof(*app));
+    app->cfg = cfg;
+    atomic_init(&app->draining, false);
+    atomic_init(&app->inflight, 0);
+    app->prefix_len = strlen(cfg->proxy_prefix);
+
+    rc = ag_config_cookie_key(cfg->cookie_secret.value, secret, &slen);
+    if (rc != AG_OK) {
+        snprintf(err, errlen, "cookie_secret: must be 16, 24 or 32 bytes");
+        goto fail;
+    }
+    rc = ag_ticket_mac_key(secret, slen, app->ticket_key);
+    if (rc == AG_OK) {
+        static const char label[] = "authgate csrf cookie v1";
+        rc = ag_hmac_sha256(secret, slen, label, sizeof(label) - 1, app->csrf_key);
+    }
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (rc != AG_OK)
+        goto fail;
+    rc = parse_upstreams(app, cfg, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_whitelist_new(list(&cfg->whitelist_domains), cfg->whitelist_domains.n, &app->whitelist, err,
+                          errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_cidrs_new(list(&cfg->trusted_proxy_ips), cfg->trusted_proxy_ips.n, &app->trusted, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_rules_new(list(&cfg->skip_auth_routes), cfg->skip_auth_routes.n, &app->skip_rules, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_rules_new(list(&cfg->api_routes), cfg->api_routes.n, &app->api_rules, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_policy_new(cfg, &app->policy, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_redis_new(cfg->redis_connection_url, cfg->redis_password.value, cfg->redis_timeout, &app->redis,
+                      err, errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_provider_new(cfg, &app->provider, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
+    rc = ag_provider_start(app->provider);
+    if (rc != AG_OK) {
+        snprintf(err, errlen, "cannot start the provider discovery thread");
+        goto fail;
+    }
+    return AG_OK;
+fail:
+    ag_app_fini(app);
+    return rc;
+}
+
+void ag_app_fini(struct ag_app *app)
+{
+    ag_provider_free(app->provider);
+    ag_redis_free(app->redis);
+    ag_policy_free(app->policy);
+    ag_rules_free(app->api_rules);
+    ag_rules_free(app->skip_rules);
+    ag_cidrs_free(app->trusted);
+    ag_whitelist_free(app->whitelist);
+    OPENSSL_cleanse(app->ticket_key, sizeof(app->ticket_key));
+    OPENSSL_cleanse(app->csrf_key, sizeof(app->csrf_key));
+    app->provider = NULL;
+    app->redis = NULL;
+    app->policy = NULL;
+    app->api_rules = app->skip_rules = NULL;
+    app->trusted = NULL;
+    app->whitelist = NULL;
+}
+
+bool ag_app_ready(struct ag_app *app)
+{
+    if (atomic_load(&app->draining))
+        return false;
+    if (app->provider != NULL && !ag_provider_ready(app->provider))
+        return false;
+    return app->redis == NULL || ag_redis_ping(app->redis) == AG_OK;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Long-lived state shared by every request, built once from the config before the listener starts:
+ * keys derived from the cookie secret, the Redis client, the provider, the redirect whitelist, the
+ * trusted proxies, the authorization policy and the skip-auth rules. Read-only after ag_app_init()
+ * apart from the two atomics; each part is thread-safe on its own. */
+#ifndef AG_APP_H
+#define AG_APP_H
+
+#include <stdatomic.h>
+
+#include "config.h"
+
+struct ag_redis;
+struct ag_provider;
+struct ag_whitelist;
+struct ag_cidrs;
+struct ag_policy;
+struct ag_rules;
+
+struct ag_app {
+    const struct ag_config *cfg;
+    atomic_bool draining; /* SIGTERM seen: /ready fails, responses close the connection */
+    atomic_uint inflight; /* requests whose headers arrived and that are not completed */
+
+    unsigned char ticket_key[32]; /* MACs session tickets */
+    unsigned char csrf_key[32];   /* seals the CSRF cookie */
+    struct ag_redis *redis;       /* NULL only in tests that need no sessions */
+    struct ag_provider *provider; /* NULL only in tests that need no login */
+    struct ag_whitelist *whitelist;
+    struct ag_cidrs *trusted;    /* peers whose X-Forwarded-* we believe */
+    struct ag_policy *policy;    /* who may log in */
+    struct ag_rules *skip_rules; /* --skip-auth-route */
+    struct ag_rules *api_rules;  /* --api-route */
+    unsigned static_status;      /* --upstream=static://N: answer N to authenticated checks */
+    size_t prefix_len;           /* strlen(cfg->proxy_prefix) */
+};
+
+/* Build the runtime state for cfg (borrowed; must outlive app). Starts the provider's background
+ * discovery. On failure writes a reason naming the option to err and leaves app empty. */
+enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *err, size_t errlen);
+
+/* Release everything ag_app_init() built (safe on a zeroed or half-built app). */
+void ag_app_fini(struct ag_app *app);
+
+/* Ready to serve logins: the provider has been discovered and Redis answers. */
+bool ag_app_ready(struct ag_app *app);
+
+#endif

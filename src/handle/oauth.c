@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The login endpoints under --proxy-prefix: /start, /callback, /sign_in, /sign_out, /userinfo. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handle/handlers.h"
+#include "handle/pages.h"
+#include "log.h"
+#include "oidc/flow.h"
+#include "session/web.h"
+
+enum ag_rc ag_handle_start(struct ag_request *rq, struct ag_reply *reply)
+{
+    return ag_flow_begin(rq, ag_flow_redirect_target(rq), reply);
+}
+
+enum ag_rc ag_handle_callback(struct ag_request *rq, struct ag_reply *reply)
+{
+    return ag_flow_callback(rq, reply);
+}
+
+/* /sign_in: any existing session is ended first (oauth2-proxy CVE-2026-34454: a sign-in page must not
+ * keep a session alive), then the sign-in page. */
+enum ag_rc ag_handle_sign_in(struct ag_request *rq, struct ag_reply *reply)
+{
+    const char *rd = ag_flow_redirect_target(rq);
+    enum ag_rc rc = ag_page_sign_in(rq, reply, rd);
+    if (rc != AG_OK)
+        return rc;
+    reply->status = 200;
+    ag_session_destroy(rq, reply);
+    return AG_OK;
+}
+
+/* /sign_out: delete the session everywhere (it lives in Redis), clear the cookie, go to a validated rd. */
+enum ag_rc ag_handle_sign_out(struct ag_request *rq, struct ag_reply *reply)
+{
+    const char *rd = ag_flow_redirect_target(rq);
+    enum ag_rc rc;
+
+    memset(reply, 0, sizeof(*reply));
+    ag_reply_text(reply, 302, "Found\n");
+    rc = ag_session_destroy(rq, reply);
+    if (rc == AG_ERR_UNAVAILABLE)
+        return ag_page_error(
+            rq, reply, 503, "session_store_unavailable",
+            "The session store cannot be reached, so the session could not be ended. Try again.");
+    if (rc != AG_OK)
+        return rc;
+    ag_reply_header(reply, MHD_HTTP_HEADER_LOCATION, rd);
+    return AG_OK;
+}
+
+/* /userinfo: the session's user as JSON, or 401. */
+enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply)
+{
+    struct ag_session s;
+    struct ag_ticket t;
+    json_t *o = NULL, *groups = NULL;
+    char *text = NULL;
+    enum ag_rc rc = ag_session_load(rq, &s, &t);
+
+    ag_ticket_clear(&t);
+    if (rc == AG_ERR_UNAUTHENTICATED)
+        return ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
+    if (rc != AG_OK)
+        return rc;
+    rc = AG_ERR_NOMEM;
+    groups = json_array();
+    for (size_t i = 0; groups != NULL && i < s.groups.n; i++)
+        json_array_append_new(groups, json_string(s.groups.v[i]));
+    o = json_pack("{s:s?, s:s?, s:O, s:s?}", "user", s.sub, "email", s.email, "groups", groups,
+                  "preferredUsername", s.preferred_username);
+    if (o != NULL)
+        text = json_dumps(o, JSON_COMPACT);
+    if (text != NULL) {
+        memset(reply, 0, sizeof(*reply));
+        reply->status = 200;
+        reply->content_type = "application/json";
+        reply->body = ag_request_strdup(rq, text);
+        reply->body_len = strlen(text);
+        rc = reply->body ? AG_OK : AG_ERR_NOMEM;
+    }
+    free(text);
+    json_decref(o);
+    json_decref(groups);
+    ag_session_clear(&s);
+    return rc;
+}

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Login: /oauth2/start and /oauth2/callback. The CSRF cookie holds, sealed with a key derived from the
+ * cookie secret, everything the callback needs (state, nonce, PKCE verifier, redirect URI, where to go
+ * back to, expiry), so any instance can finish a login another one started. A state is accepted once:
+ * its hash is recorded in Redis, so a replayed callback fails. */
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/policy.h"
+#include "handle/pages.h"
+#include "log.h"
+#include "net/cookie.h"
+#include "net/redirect.h"
+#include "oidc/flow.h"
+#include "oidc/provider.h"
+#include "session/redis.h"
+#include "session/web.h"
+#include "util/b64.h"
+#include "util/crypto.h"
+
+#define CSRF_MAX 4096
+
+/* A random value of n bytes as base64url in the arena. */
+static const char *random_text(struct ag_request *rq, size_t n)
+{
+    unsigned char raw[32];
+    char *out = ag_request_alloc(rq, AG_B64URL_LEN(sizeof(raw)) + 1);
+    if (out == NULL || n > sizeof(raw) || ag_random(raw, n) != AG_OK)
+        return NULL;
+    ag_b64url_encode(raw, n, out, AG_B64URL_LEN(sizeof(raw)) + 1);
+    return out;
+}
+
+/* The CSRF cookie's name: fixed, or one per login attempt (--cookie-csrf-per-request, so parallel
+ * tabs do not overwrite each other's state), derived from the state. */
+static const char *csrf_name(struct ag_request *rq, const char *state)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    unsigned char h[32];
+    char tag[16];
+
+    if (!cfg->cookie_csrf_per_request)
+        return ag_request_printf(rq, "%s_csrf", cfg->cookie_name);
+    if (ag_sha256(state, strlen(state), h) != AG_OK)
+        return NULL;
+    ag_b64url_encode(h, 9, tag, sizeof(tag));
+    return ag_request_printf(rq, "%s_csrf_%s", cfg->cookie_name, tag);
+}
+
+static const char *redirect_uri(struct ag_request *rq)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    const char *host;
+
+    if (cfg->redirect_url != NULL && cfg->redirect_url[0] != '\0')
+        return cfg->redirect_url;
+    host = ag_request_host(rq);
+    if (host == NULL)
+        return NULL;
+    return ag_request_printf(rq, "%s://%s%s/callback", ag_request_scheme(rq), host, cfg->proxy_prefix);
+}
+
+/* application/x-www-form-urlencoded value in the arena */
+static const char *form_escape(struct ag_request *rq, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = ag_request_alloc(rq, strlen(s) * 3 + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+enum ag_rc ag_flow_redirect_allowed(struct ag_request *rq, const char *target)
+{
+    const char *why = NULL;
+    enum ag_rc rc = ag_redirect_check(rq->app->whitelist, target, ag_request_host(rq), &why);
+    if (rc != AG_OK)
+        ag_log_rq(AG_LOG_WARN, rq->request_id, "redirect target refused (%s)", why);
+    return rc;
+}
+
+const char *ag_flow_redirect_target(struct ag_request *rq)
+{
+    const char *rd = ag_request_arg(rq, "rd");
+
+    if (rd == NULL || rd[0] == '\0')
+        rd = ag_request_header(rq, "X-Auth-Request-Redirect");
+    if (rd == NULL || rd[0] == '\0')
+        return "/";
+    return ag_flow_redirect_allowed(rq, rd) == AG_OK ? rd : "/";
+}
+
+static const char *seal_csrf(struct ag_request *rq, const char *name, json_t *o)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    unsigned char *sealed = NULL;
+    char *out = NULL;
+    size_t len, n;
+
+    if (text == NULL)
+        return NULL;
+    len = strlen(text);
+    if (len > CSRF_MAX)
+        goto out;
+    sealed = malloc(len + AG_SEAL_OVERHEAD);
+    if (sealed == NULL || ag_seal(rq->app->csrf_key, name, strlen(name), text, len, sealed, &n) != AG_OK)
+        goto out;
+    out = ag_request_alloc(rq, AG_B64URL_LEN(n) + 1);
+    if (out != NULL)
+        ag_b64url_encode(sealed, n, out, AG_B64URL_LEN(n) + 1);
+out:
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    free(sealed);
+    return out;
+}
+
+static json_t *open_csrf(struct ag_request *rq, const char *name, const char *value)
+{
+    size_t vlen = strlen(value), n = 0, m = 0;
+    unsigned char *raw = NULL, *pt = NULL;
+    json_t *o = NULL;
+    json_error_t jerr;
+
+    if (vlen > AG_B64URL_LEN(CSRF_MAX + AG_SEAL_OVERHEAD))
+        return NULL;
+    raw = malloc(vlen);
+    pt = malloc(vlen);
+    if (raw == NULL || pt == NULL)
+        goto out;
+    if (ag_b64url_decode(value, vlen, raw, vlen, &n) != AG_OK)
+        goto out;
+    if (ag_open(rq->app->csrf_key, name, strlen(name), raw, n, pt, &m) != AG_OK)
+        goto out;
+    o = json_loadb((const char *)pt, m, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = NULL;
+    }
+out:
+    if (pt != NULL)
+        OPENSSL_cleanse(pt, vlen);
+    free(pt);
+    free(raw);
+    return o;
+}
+
+enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply *reply)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    const struct ag_provider_meta *meta = rq->app->provider ? ag_provider_meta(rq->app->provider) : NULL;
+    const char *state, *nonce, *verifier = NULL, *challenge = NULL, *uri, *name, *csrf, *location, *cookie;
+    int64_t now = (int64_t)time(NULL);
+    json_t *o = NULL;
+    enum ag_rc rc = AG_ERR_NOMEM;
+    bool pkce;
+
+    if (meta == NULL)
+        return ag_page_error(rq, reply, 503, "provider_unavailable",
+                             "The login provider has not been reached yet. Try again in a moment.");
+    uri = redirect_uri(rq);
+    if (uri == NULL)
+        return ag_page_error(rq, reply, 400, "bad_request", "The request has no usable Host header.");
+    state = random_text(rq, 24);
+    nonce = random_text(rq, 24);
+    if (state == NULL || nonce == NULL)
+        return AG_ERR_NOMEM;
+    /* PKCE: S256 when configured, or when the provider advertises it and nothing else is configured */
+    pkce = strcmp(cfg->code_challenge_method, "S256") == 0 ||
+           (cfg->code_challenge_method[0] == '\0' && meta->s256);
+    if (pkce) {
+        unsigned char h[32];
+        char *c = ag_request_alloc(rq, AG_B64URL_LEN(32) + 1);
+        verifier = random_text(rq, 32);
+        if (c == NULL || verifier == NULL || ag_sha256(verifier, strlen(verifier), h) != AG_OK)
+            return AG_ERR_NOMEM;
+        ag_b64url_encode(h, sizeof(h), c, AG_B64URL_LEN(32) + 1);
+        challenge = c;
+    }
+    name = csrf_name(rq, state);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "s", state, "n", nonce, "u", uri, "r", rd, "e",
+                  (json_int_t)(now + cfg->cookie_csrf_expire / 1000));
+    if (o == NULL || name == NULL)
+        goto out;
+    if (verifier != NULL && json_object_set_new(o, "v", json_string(verifier)) != 0)
+        goto out;
+    csrf = seal_csrf(rq, name, o);
+    if (csrf == NULL)
+        goto out;
+    location = ag_request_printf(
+        rq, "%s%sresponse_type=code&client_id=%s&redirect_uri=%s&scope=%s&state=%s&nonce=%s%s%s%s%s%s%s",
+        meta->authorization_endpoint, strchr(meta->authorization_endpoint, '?') ? "&" : "?",
+        form_escape(rq, cfg->client_id), form_escape(rq, uri), form_escape(rq, cfg->scope), state, nonce,
+        challenge ? "&code_challenge_method=S256&code_challenge=" : "", challenge ? challenge : "",
+        cfg->prompt && cfg->prompt[0] ? "&prompt=" : "",
+        cfg->prompt && cfg->prompt[0] ? form_escape(rq, cfg->prompt) : "",
+        cfg->acr_values && cfg->acr_values[0] ? "&acr_values=" : "",
+        cfg->acr_values && cfg->acr_values[0] ? form_escape(rq, cfg->acr_values) : "");
+    cookie = ag_cookie_make(rq, name, csrf, cfg->cookie_csrf_expire / 1000);
+    if (location == NULL || cookie == NULL)
+        goto out;
+    memset(reply, 0, sizeof(*reply));
+    ag_reply_text(reply, 302, "Found\n");
+    ag_reply_header(reply, MHD_HTTP_HEADER_LOCATION, location);
+    ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+    rc = AG_OK;
+out:
+    json_decref(o);
+    return rc;
+}
+
+/* A claim as a string: strings as they are; NULL otherwise. */
+static const char *claim_str(json_t *claims, const char *name)
+{
+    json_t *v = json_object_get(claims, name);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* email_verified may be a boolean or (some providers) the string "true"/"false". */
+static bool claim_false(json_t *claims, const char *name)
+{
+    json_t *v = json_object_get(claims, name);
+    return json_is_false(v) || (json_is_string(v) && strcmp(json_string_value(v), "false") == 0);
+}
+
+static enum ag_rc groups_from(json_t *claims, const char *name, struct ag_strlist *out)
+{
+    json_t *v = json_object_get(claims, name);
+    size_t n;
+
+    if (json_is_string(v)) {
+        out->v = calloc(1, sizeof(char *));
+        if (out->v == NULL || (out->v[0] = strdup(json_string_value(v))) == NULL)
+            return AG_ERR_NOMEM;
+        out->n = 1;
+        return AG_OK;
+    }
+    if (!json_is_array(v))
+        return AG_OK;
+    n = json_array_size(v);
+    if (n == 0)
+        return AG_OK;
+    out->v = calloc(n, sizeof(char *));
+    if (out->v == NULL)
+        return AG_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *g = json_array_get(v, i);
+        if (!json_is_string(g))
+            continue;
+        out->v[out->n] = strdup(json_string_value(g));
+        if (out->v[out->n] == NULL)
+            return AG_ERR_NOMEM;
+        out->n++;
+    }
+    return AG_OK;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Build the session from the verified ID token claims (and userinfo when the token lacks the email). */
+static enum ag_rc session_from_claims(struct ag_request *rq, json_t *claims, struct ag_token_response *tr,
+                                      struct ag_session *s, const char **why)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    json_t *info = NULL;
+    int64_t now = (int64_t)time(NULL);
+    enum ag_rc rc;
+
+    if (claim_str(claims, cfg->oidc_email_claim) == NULL && tr->access_token != NULL &&
+        ag_provider_userinfo(rq->app->provider, tr->access_token, &info) == AG_OK) {
+        /* userinfo must describe the same subject as the ID token (OIDC Core 5.3.2) */
+        const char *a = claim_str(info, "sub"), *b = claim_str(claims, "sub");
+        if (a != NULL && b != NULL && strcmp(a, b) == 0) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(info, k, v)
+            {
+                if (json_object_get(claims, k) == NULL)
+                    json_object_set(claims, k, v);
+            }
+        }
+        json_decref(info);
+    }
+    if (!cfg->insecure_oidc_allow_unverified_email && claim_false(claims, "email_verified")) {
+        *why = "email address not verified";
+        return AG_ERR_DENIED;
+    }
+    memset(s, 0, sizeof(*s));
+    s->sub = dup_or_null(claim_str(claims, cfg->user_id_claim));
+    if (s->sub == NULL)
+        s->sub = dup_or_null(claim_str(claims, "sub"));
+    s->email = dup_or_null(claim_str(claims, cfg->oidc_email_claim));
+    s->preferred_username = dup_or_null(claim_str(claims, "preferred_username"));
+    rc = groups_from(claims, cfg->oidc_groups_claim, &s->groups);
+    if (rc != AG_OK)
+        return rc;
+    s->access_token = tr->access_token;
+    s->id_token = tr->id_token;
+    s->refresh_token = tr->refresh_token;
+    tr->access_token = tr->id_token = tr->refresh_token = NULL;
+    s->created_at = now;
+    s->expires_at = now + cfg->cookie_expire / 1000;
+    s->refresh_due_at = cfg->cookie_refresh > 0 ? now + cfg->cookie_refresh / 1000 : 0;
+    s->access_expires_at = tr->expires_in > 0 ? now + tr->expires_in : 0;
+    if (s->sub == NULL) {
+        *why = "the ID token names no user";
+        return AG_ERR_DENIED;
+    }
+    return AG_OK;
+}
+
+enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    const char *state = ag_request_arg(rq, "state"), *code = ag_request_arg(rq, "code");
+    const char *error = ag_request_arg(rq, "error"), *why = "ok", *name, *value;
+    const char *want_state, *nonce, *verifier, *uri, *rd;
+    struct ag_token_response tr;
+    struct ag_session s;
+    json_t *csrf = NULL, *claims = NULL;
+    int64_t now = (int64_t)time(NULL);
+    enum ag_jwt_result jr = AG_JWT_OK;
+    enum ag_rc rc;
+
+    memset(&tr, 0, sizeof(tr));
+    memset(&s, 0, sizeof(s));
+    if (error != NULL) {
+        ag_log_auth(rq->client, rq->request_id, NULL, "AuthFailure", "the provider returned an error");
+        return ag_page_error(rq, reply, 403, "login_failed",
+                             ag_request_printf(rq, "The login provider answered: %s", error));
+    }
+    if (state == NULL || code == NULL || ag_request_arg_count(rq, "state") != 1 ||
+        ag_request_arg_count(rq, "code") != 1 || strlen(state) > 256 || strlen(code) > 4096)
+        return ag_page_error(rq, reply, 403, "invalid_request", "The login callback is malformed.");
+    name = csrf_name(rq, state);
+    value = name ? ag_cookie_get(rq, name) : NULL;
+    if (value == NULL)
+        return ag_page_error(rq, reply, 403, "csrf_missing",
+                             "The login cookie is missing: the login may have started in another browser or "
+                             "expired. Please start again.");
+    csrf = open_csrf(rq, name, value);
+    want_state = claim_str(csrf, "s");
+    nonce = claim_str(csrf, "n");
+    verifier = claim_str(csrf, "v");
+    uri = claim_str(csrf, "u");
+    rd = claim_str(csrf, "r");
+    if (want_state == NULL || nonce == NULL || uri == NULL || rd == NULL ||
+        strlen(want_state) != strlen(state) || CRYPTO_memcmp(want_state, state, strlen(state)) != 0 ||
+        json_integer_value(json_object_get(csrf, "e")) <= now) {
+        rc = ag_page_error(rq, reply, 403, "csrf_mismatch",
+                           "The login state does not match. Please start again.");
+        goto out;
+    }
+    /* accept each state once, across every instance */
+    {
+        unsigned char h[32];
+        char key[80], hb[48];
+        bool first = false;
+        ag_sha256(state, strlen(state), h);
+        ag_b64url_encode(h, sizeof(h), hb, sizeof(hb));
+        snprintf(key, sizeof(key), "authgate:state:%s", hb);
+        rc = ag_redis_lock(rq->app->redis, key, "1", cfg->cookie_csrf_expire, &first);
+        if (rc != AG_OK) {
+            rc = ag_page_error(rq, reply, 503, "session_store_unavailable",
+                               "The session store cannot be reached. Try again in a moment.");
+            goto out;
+        }
+        if (!first) {
+            rc = ag_page_error(rq, reply, 403, "state_replayed", "This login was already completed.");
+            goto out;
+        }
+    }
+    rc = ag_provider_redeem(rq->app->provider, code, uri, verifier, &tr);
+    if (rc == AG_ERR_UNAVAILABLE) {
+        rc = ag_page_error(rq, reply, 503, "provider_unavailable", "The login provider cannot be reached.");
+        goto out;
+    }
+    if (rc != AG_OK || tr.id_token == NULL) {
+        ag_log_rq(AG_LOG_WARN, rq->request_id, "code redemption failed: %s",
+                  tr.error ? tr.error : (rc == AG_OK ? "no id_token" : ag_rc_str(rc)));
+        rc = ag_page_error(rq, reply, 403, "login_failed", "The login could not be completed.");
+        goto out;
+    }
+    rc = ag_provider_verify_id_token(rq->app->provider, tr.id_token, nonce, now, &claims, &jr);
+    if (rc != AG_OK) {
+        ag_log_rq(AG_LOG_WARN, rq->request_id, "ID token refused: %s", ag_jwt_result_str(jr));
+        rc = ag_page_error(rq, reply, 403, "invalid_id_token", "The login provider's ID token was refused.");
+        goto out;
+    }
+    rc = session_from_claims(rq, claims, &tr, &s, &why);
+    if (rc == AG_OK)
+        rc = ag_policy_check(rq->app->policy, s.email, &s.groups, &why);
+    if (rc != AG_OK) {
+        ag_log_auth(rq->client, rq->request_id, s.email, "AuthFailure", why);
+        rc = ag_page_error(rq, reply, 403, "access_denied", "You are not allowed to use this application.");
+        goto out;
+    }
+    memset(reply, 0, sizeof(*reply));
+    ag_reply_text(reply, 302, "Found\n");
+    rc = ag_session_create(rq, &s, reply);
+    if (rc != AG_OK) {
+        rc = ag_page_error(rq, reply, rc == AG_ERR_UNAVAILABLE ? 503 : 500, "session_error",
+                           "The session could not be stored. Try again in a moment.");
+        goto out;
+    }
+    ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, ag_cookie_make(rq, name, "", -1));
+    ag_reply_header(reply, MHD_HTTP_HEADER_LOCATION, ag_request_strdup(rq, rd));
+    rq->user = ag_request_strdup(rq, s.email);
+    ag_log_auth(rq->client, rq->request_id, s.email, "AuthSuccess", "authenticated via OpenID Connect");
+out:
+    ag_token_response_clear(&tr);
+    ag_session_clear(&s);
+    json_decref(claims);
+    json_decref(csrf);
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The OpenID Connect authorization-code flow (OIDC Core 3.1, PKCE RFC 7636): the redirect to the
+ * provider with state, nonce and an S256 code challenge kept in a sealed CSRF cookie, and the callback
+ * that checks them, redeems the code, verifies the ID token, authorizes the user and creates the
+ * session. */
+#ifndef AG_OIDC_FLOW_H
+#define AG_OIDC_FLOW_H
+
+#include "response.h"
+
+/* Fill reply with a 302 to the provider that returns to `rd` (already validated) after login. */
+enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply *reply);
+
+/* Handle the provider's redirect back (/oauth2/callback): on success a 302 to the original URL with
+ * the session cookie; otherwise an error page (403 for anything the client or provider got wrong,
+ * 503 when Redis or the provider cannot be reached). */
+enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply);
+
+/* The redirect target for this request: `rd`, else X-Auth-Request-Redirect, checked against
+ * --whitelist-domain; "/" when absent or refused. In the arena or static. */
+const char *ag_flow_redirect_target(struct ag_request *rq);
+
+/* Whether target may be redirected to: --whitelist-domain, relative paths, or this request's own host. */
+enum ag_rc ag_flow_redirect_allowed(struct ag_request *rq, const char *target);
+
+#endif

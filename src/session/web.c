@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Ticket cookie <-> sealed session in Redis, and refresh. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "net/cookie.h"
+#include "oidc/provider.h"
+#include "session/redis.h"
+#include "session/web.h"
+#include "util/b64.h"
+#include "util/crypto.h"
+
+#define REFRESH_LOCK_MS 10000
+
+static enum ag_rc save(struct ag_request *rq, const struct ag_session *s, const struct ag_ticket *t)
+{
+    unsigned char *blob = NULL;
+    size_t n = 0;
+    char key[AG_TICKET_STORE_KEY_MAX];
+    enum ag_rc rc = ag_session_seal(s, t, &blob, &n);
+
+    if (rc != AG_OK)
+        return rc;
+    ag_ticket_store_key(t, key, sizeof(key));
+    rc = ag_redis_set(rq->app->redis, key, blob, n, (s->expires_at - (int64_t)time(NULL)) * 1000);
+    free(blob);
+    return rc;
+}
+
+/* Refresh the tokens when due. Another instance may hold the lock: then this request goes on with the
+ * session it has. invalid_grant (revoked or expired refresh token) ends the session. */
+static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const struct ag_ticket *t)
+{
+    struct ag_token_response tr;
+    char key[AG_TICKET_STORE_KEY_MAX + 8], token[24];
+    unsigned char raw[16];
+    bool locked = false;
+    enum ag_rc rc;
+
+    if (s->refresh_token == NULL || rq->app->provider == NULL)
+        return AG_OK;
+    ag_ticket_store_key(t, key, sizeof(key) - 5);
+    strncat(key, ":lock", sizeof(key) - strlen(key) - 1);
+    if (ag_random(raw, sizeof(raw)) != AG_OK)
+        return AG_ERR_INTERNAL;
+    ag_b64url_encode(raw, sizeof(raw), token, sizeof(token));
+    rc = ag_redis_lock(rq->app->redis, key, token, REFRESH_LOCK_MS, &locked);
+    if (rc != AG_OK || !locked)
+        return rc;
+    memset(&tr, 0, sizeof(tr));
+    rc = ag_provider_refresh(rq->app->provider, s->refresh_token, &tr);
+    if (rc == AG_ERR_DENIED) {
+        char skey[AG_TICKET_STORE_KEY_MAX];
+        ag_log_rq(AG_LOG_INFO, rq->request_id, "refresh token refused by the provider: session ended");
+        ag_ticket_store_key(t, skey, sizeof(skey));
+        ag_redis_del(rq->app->redis, skey);
+        rc = AG_ERR_UNAUTHENTICATED;
+    } else if (rc == AG_OK) {
+        int64_t now = (int64_t)time(NULL);
+        if (tr.access_token != NULL) {
+            free(s->access_token);
+            s->access_token = tr.access_token;
+            tr.access_token = NULL;
+        }
+        if (tr.id_token != NULL) {
+            free(s->id_token);
+            s->id_token = tr.id_token;
+            tr.id_token = NULL;
+        }
+        if (tr.refresh_token != NULL) {
+            free(s->refresh_token);
+            s->refresh_token = tr.refresh_token;
+            tr.refresh_token = NULL;
+        }
+        s->access_expires_at = tr.expires_in > 0 ? now + tr.expires_in : 0;
+        s->refresh_due_at = now + rq->app->cfg->cookie_refresh / 1000;
+        rc = save(rq, s, t);
+        ag_log_rq(AG_LOG_INFO, rq->request_id, "session refreshed");
+    } else {
+        /* the provider is unreachable: keep serving the current session, try again next time */
+        rc = AG_OK;
+    }
+    ag_token_response_clear(&tr);
+    ag_redis_unlock(rq->app->redis, key, token);
+    return rc;
+}
+
+enum ag_rc ag_session_load(struct ag_request *rq, struct ag_session *s, struct ag_ticket *t)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    const char *value = ag_cookie_get(rq, cfg->cookie_name);
+    char key[AG_TICKET_STORE_KEY_MAX];
+    unsigned char *blob = NULL;
+    size_t n = 0;
+    int64_t now = (int64_t)time(NULL);
+    enum ag_rc rc;
+
+    memset(s, 0, sizeof(*s));
+    if (value == NULL || rq->app->redis == NULL)
+        return AG_ERR_UNAUTHENTICATED;
+    if (ag_ticket_decode(value, strlen(value), rq->app->ticket_key, cfg->cookie_name, now, t) != AG_OK)
+        return AG_ERR_UNAUTHENTICATED;
+    ag_ticket_store_key(t, key, sizeof(key));
+    rc = ag_redis_get(rq->app->redis, key, &blob, &n);
+    if (rc == AG_ERR_NOT_FOUND)
+        return AG_ERR_UNAUTHENTICATED;
+    if (rc != AG_OK)
+        return AG_ERR_UNAVAILABLE;
+    rc = ag_session_open(blob, n, t, s);
+    free(blob);
+    if (rc != AG_OK || s->expires_at <= now) {
+        ag_session_clear(s);
+        return AG_ERR_UNAUTHENTICATED;
+    }
+    if (s->refresh_due_at > 0 && now >= s->refresh_due_at) {
+        rc = refresh(rq, s, t);
+        if (rc != AG_OK) {
+            ag_session_clear(s);
+            return rc;
+        }
+    }
+    return AG_OK;
+}
+
+enum ag_rc ag_session_create(struct ag_request *rq, const struct ag_session *s, struct ag_reply *reply)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    struct ag_ticket t;
+    char text[AG_TICKET_TEXT_MAX];
+    const char *cookie;
+    enum ag_rc rc;
+
+    rc = ag_ticket_new(&t, s->expires_at);
+    if (rc != AG_OK)
+        return rc;
+    rc = save(rq, s, &t);
+    if (rc == AG_OK)
+        rc = ag_ticket_encode(&t, rq->app->ticket_key, cfg->cookie_name, text, sizeof(text));
+    ag_ticket_clear(&t);
+    if (rc != AG_OK)
+        return rc;
+    cookie = ag_cookie_make(rq, cfg->cookie_name, text, cfg->cookie_expire / 1000);
+    if (cookie == NULL)
+        return AG_ERR_NOMEM;
+    return ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+}
+
+enum ag_rc ag_session_destroy(struct ag_request *rq, struct ag_reply *reply)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    const char *value = ag_cookie_get(rq, cfg->cookie_name);
+    struct ag_ticket t;
+    enum ag_rc rc = AG_OK;
+
+    /* an expired ticket still names a key worth deleting, so decode with "now" at the epoch */
+    if (value != NULL && rq->app->redis != NULL &&
+        ag_ticket_decode(value, strlen(value), rq->app->ticket_key, cfg->cookie_name, 0, &t) == AG_OK) {
+        char key[AG_TICKET_STORE_KEY_MAX];
+        ag_ticket_store_key(&t, key, sizeof(key));
+        ag_ticket_clear(&t);
+        rc = ag_redis_del(rq->app->redis, key);
+    }
+    const char *cookie = ag_cookie_make(rq, cfg->cookie_name, "", -1);
+    if (cookie == NULL)
+        return AG_ERR_NOMEM;
+    enum ag_rc hrc = ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+    return rc != AG_OK ? rc : hrc;
+}
