@@ -59,6 +59,13 @@ else
 fi
 cd "$root"
 
+step "the README's demo command (tests/demo-smoke.sh runs tests/demo.sh and logs in)"
+if bash tests/demo-smoke.sh 2>&1 | tee build/tests/demo-smoke.log; then
+    echo "run.sh: demo smoke test passed"
+else
+    failed+=("demo smoke test")
+fi
+
 step "format (clang-format --dry-run --Werror over src/ and tests/unit/)"
 mapfile -d '' sources < <(find src tests/unit \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
 if [ ${#sources[@]} -eq 0 ]; then
