@@ -349,6 +349,15 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
     if (state == NULL || code == NULL || ag_request_arg_count(rq, "state") != 1 ||
         ag_request_arg_count(rq, "code") != 1 || strlen(state) > 256 || strlen(code) > 4096)
         return ag_page_error(rq, reply, 403, "invalid_request", "The login callback is malformed.");
+    /* RFC 9207: when the provider names itself in the callback, it must be ours (mix-up defence). */
+    {
+        const char *iss = ag_request_arg(rq, "iss");
+        const struct ag_provider_meta *meta = ag_provider_meta(rq->app->provider);
+        if (iss != NULL &&
+            (meta == NULL || ag_request_arg_count(rq, "iss") != 1 || strcmp(iss, meta->issuer) != 0))
+            return ag_page_error(rq, reply, 403, "issuer_mismatch",
+                                 "The login callback names another issuer than the configured provider.");
+    }
     name = csrf_name(rq, state);
     value = name ? ag_cookie_get(rq, name) : NULL;
     if (value == NULL)

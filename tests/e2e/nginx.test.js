@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+// authgate behind Debian's nginx with auth_request, configured from the user-facing recipe
+// conf/nginx-auth-request.conf.example (only its addresses are replaced): the browser login
+// through nginx, identity headers for the app, sign-out, and what a client cannot forge.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { freePort, startProvider, startRedis, stopAll } from './harness.js';
+import { CookieJar, request } from './login.js';
+import { renderNginxRecipe, startNginx } from './frontends.js';
+import { SESSION_COOKIE, browserLogin, rawRequest, startEcho, startGate } from './stack.js';
+
+after(stopAll);
+
+let redis;
+let op;
+let echo;
+let ag;
+let nginx;
+let disco;
+
+before(async () => {
+  [redis, op, echo] = await Promise.all([startRedis(), startProvider(), startEcho()]);
+  disco = await op.discovery();
+  const port = await freePort();
+  ag = await startGate({
+    op,
+    redis,
+    redirectVia: [`http://127.0.0.1:${port}/oauth2/callback`],
+    config: {
+      trusted_proxy_ips: ['127.0.0.1'],
+      reverse_proxy: true,
+      skip_auth_routes: ['GET=^/public/'],
+    },
+  });
+  nginx = await startNginx({ port, site: renderNginxRecipe({ authgatePort: ag.port, appPort: echo.port, port }) });
+});
+after(async () => {
+  await nginx?.stop();
+  await echo?.stop();
+});
+
+const app = (p) => `${nginx.url}${p}`;
+const seenBy = async (res) => {
+  assert.equal(res.status, 200, `the app answered through nginx (${res.status}: ${res.headers.get('location') ?? ''})`);
+  return res.json();
+};
+
+describe('nginx auth_request (conf/nginx-auth-request.conf.example)', () => {
+  let jar;
+
+  test('unauthenticated: 302 to /oauth2/start with rd = the page, nothing reaches the app', async () => {
+    const before = echo.requests.length;
+    const r = await request(app('/app/page?x=1'), { headers: { 'x-email': 'alice@example.com', 'x-user': 'alice' } });
+    assert.equal(r.status, 302);
+    // nginx makes the Location absolute (absolute_redirect on)
+    assert.equal(new URL(r.headers.get('location'), nginx.url).href, `${nginx.url}/oauth2/start?rd=${nginx.url}/app/page?x=1`);
+    assert.equal(echo.requests.length, before);
+    // The subrequest location is internal.
+    assert.equal((await request(app('/oauth2/auth'))).status, 404);
+  });
+
+  test('the login through nginx: /oauth2/start -> provider -> /oauth2/callback -> the app as alice', async () => {
+    jar = new CookieJar();
+    const r = await browserLogin(app('/app/page?x=1'), { jar });
+    assert.equal(r.history[0].status, 302);
+    assert.ok(r.history[1].url.startsWith(`${nginx.url}/oauth2/start?`), r.history[1].url);
+    assert.ok(r.history[1].location.startsWith(`${disco.authorization_endpoint}?`), r.history[1].location);
+    const redirectUri = new URL(r.history[1].location).searchParams.get('redirect_uri');
+    assert.equal(redirectUri, `${nginx.url}/oauth2/callback`, 'the callback URL keeps the port ($http_host)');
+    assert.ok(r.callbackUrl.href.startsWith(`${nginx.url}/oauth2/callback?`));
+    assert.equal(r.status, 302, r.body);
+    assert.equal(r.location.href, `${nginx.url}/app/page?x=1`);
+    assert.ok(jar.get(SESSION_COOKIE, nginx.url));
+
+    const seen = await seenBy(await request(app('/app/page?x=1'), { jar }));
+    assert.equal(seen.url, '/app/page?x=1');
+    assert.deepEqual(seen.headers['x-email'], ['alice@example.com']);
+    assert.deepEqual(seen.headers['x-user'], ['alice']);
+    assert.deepEqual(seen.headers['x-groups'], ['admins,devs']);
+    assert.deepEqual(seen.headers['x-preferred-username'], ['alice']);
+
+    const ui = await request(app('/oauth2/userinfo'), { jar });
+    assert.equal(ui.status, 200);
+    assert.equal((await ui.json()).email, 'alice@example.com');
+  });
+
+  test('client-sent identity headers are overwritten or dropped', async () => {
+    const seen = await seenBy(await request(app('/app'), {
+      jar,
+      headers: {
+        'X-Email': 'mallory@example.com', 'X-User': 'mallory', 'X-Groups': 'root', 'X-Auth-Request-User': 'mallory',
+        'X-Auth-Request-Email': 'mallory@example.com', X_Email: 'mallory@example.com', 'X-Forwarded-User': 'mallory',
+      },
+    }));
+    assert.deepEqual(seen.headers['x-email'], ['alice@example.com']);
+    assert.deepEqual(seen.headers['x-user'], ['alice']);
+    assert.deepEqual(seen.headers['x-groups'], ['admins,devs']);
+    assert.ok(!JSON.stringify(seen.headers).includes('mallory'), JSON.stringify(seen.headers));
+  });
+
+  test('skip-auth routes are judged on the original URI (X-Forwarded-Uri from nginx)', async () => {
+    const pub = await seenBy(await request(app('/public/logo.png')));
+    assert.equal(pub.url, '/public/logo.png');
+    assert.equal(pub.headers['x-user'], undefined);
+    // nginx normalises /public/../admin to /admin for its locations, but forwards $request_uri:
+    // authgate must not skip it.
+    for (const p of ['/public/../admin', '/public/%2e%2e/admin', '/admin?x=/public/']) {
+      const r = await rawRequest(nginx.url, { path: p });
+      assert.equal(r.status, 302, `${p} -> ${r.status}`);
+      assert.ok(new URL(r.header('location'), nginx.url).href.startsWith(`${nginx.url}/oauth2/start?rd=`), r.header('location'));
+    }
+  });
+
+  test('sign-out ends it: the old cookie is refused, the browser is sent to the login again', async () => {
+    const old = jar.get(SESSION_COOKIE, nginx.url);
+    const out = await request(app('/oauth2/sign_out?rd=%2Fbye'), { jar });
+    assert.equal(out.status, 302);
+    assert.equal(out.headers.get('location'), '/bye');
+    assert.equal(jar.get(SESSION_COOKIE, nginx.url), undefined);
+    const before = echo.requests.length;
+    const again = await request(app('/app'), { headers: { cookie: `${SESSION_COOKIE}=${old}` } });
+    assert.equal(again.status, 302);
+    assert.ok(new URL(again.headers.get('location'), nginx.url).href.startsWith(`${nginx.url}/oauth2/start?rd=`));
+    assert.equal(echo.requests.length, before);
+  });
+
+  test('authgate down: nginx answers 500, never the app', async () => {
+    const before = echo.requests.length;
+    const st = await ag.stop();
+    assert.equal(st.code, 0, ag.logs().slice(-10).join('\n'));
+    const r = await request(app('/app'));
+    assert.ok(r.status >= 500, `got ${r.status}`);
+    assert.equal(echo.requests.length, before);
+  });
+});
