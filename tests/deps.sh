@@ -12,6 +12,8 @@ PACKAGES=(
     check curl python3 clang-format ca-certificates
     # later integration tests (sessions, reverse proxies) and the benchmark
     redis-server nginx caddy wrk
+    # the end-to-end browser test (headless, driven by the npm package playwright-core)
+    chromium
 )
 
 missing=()

@@ -66,6 +66,7 @@ enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply)
         return ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
     if (rc != AG_OK)
         return rc;
+    rq->user = ag_request_strdup(rq, s.email ? s.email : s.sub);
     rc = AG_ERR_NOMEM;
     groups = json_array();
     for (size_t i = 0; groups != NULL && i < s.groups.n; i++)
