@@ -53,6 +53,7 @@ enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
 {
     struct ag_session s;
     struct ag_ticket t;
+    const char *set_cookie = NULL;
     enum ag_rc rc;
 
     memset(reply, 0, sizeof(*reply));
@@ -60,7 +61,7 @@ enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
         ag_reply_text(reply, 202, "");
         return AG_OK;
     }
-    rc = ag_session_load(rq, &s, &t);
+    rc = ag_session_load(rq, &s, &t, &set_cookie);
     ag_ticket_clear(&t);
     if (rc == AG_ERR_UNAUTHENTICATED)
         return ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
@@ -72,6 +73,8 @@ enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
         return ag_page_error(rq, reply, 403, "forbidden", "not in an allowed group");
     }
     ag_reply_text(reply, 202, "");
+    if (set_cookie != NULL)
+        ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
     rc = ag_identity_headers(rq, &s, reply);
     ag_session_clear(&s);
     return rc;
@@ -81,7 +84,7 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
 {
     struct ag_session s;
     struct ag_ticket t;
-    const char *back;
+    const char *back, *set_cookie = NULL;
     enum ag_rc rc;
 
     memset(reply, 0, sizeof(*reply));
@@ -89,11 +92,13 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
         ag_reply_text(reply, rq->app->static_status, "Authenticated");
         return AG_OK;
     }
-    rc = ag_session_load(rq, &s, &t);
+    rc = ag_session_load(rq, &s, &t, &set_cookie);
     ag_ticket_clear(&t);
     if (rc == AG_OK) {
         rq->user = ag_request_strdup(rq, s.email ? s.email : s.sub);
         ag_reply_text(reply, rq->app->static_status, "Authenticated");
+        if (set_cookie != NULL)
+            ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
         rc = ag_identity_headers(rq, &s, reply);
         ag_session_clear(&s);
         return rc;

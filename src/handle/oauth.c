@@ -59,7 +59,7 @@ enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply)
     struct ag_ticket t;
     json_t *o = NULL, *groups = NULL;
     char *text = NULL;
-    enum ag_rc rc = ag_session_load(rq, &s, &t);
+    enum ag_rc rc = ag_session_load(rq, &s, &t, NULL);
 
     ag_ticket_clear(&t);
     if (rc == AG_ERR_UNAUTHENTICATED)

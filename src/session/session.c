@@ -34,23 +34,25 @@ void ag_session_clear(struct ag_session *s)
 }
 
 /* JSON member names of the session fields (short: this is stored once per session). */
-static const struct {
+struct field {
     const char *key;
     size_t off;
-} str_fields[] =
-    {
-        {"sub", offsetof(struct ag_session, sub)},
-        {"email", offsetof(struct ag_session, email)},
-        {"user", offsetof(struct ag_session, preferred_username)},
-        {"at", offsetof(struct ag_session, access_token)},
-        {"it", offsetof(struct ag_session, id_token)},
-        {"rt", offsetof(struct ag_session, refresh_token)},
-},
-  int_fields[] = {
-      {"c", offsetof(struct ag_session, created_at)},
-      {"e", offsetof(struct ag_session, expires_at)},
-      {"r", offsetof(struct ag_session, refresh_due_at)},
-      {"ae", offsetof(struct ag_session, access_expires_at)},
+};
+
+static const struct field str_fields[] = {
+    {"sub", offsetof(struct ag_session, sub)},
+    {"email", offsetof(struct ag_session, email)},
+    {"user", offsetof(struct ag_session, preferred_username)},
+    {"at", offsetof(struct ag_session, access_token)},
+    {"it", offsetof(struct ag_session, id_token)},
+    {"rt", offsetof(struct ag_session, refresh_token)},
+};
+
+static const struct field int_fields[] = {
+    {"c", offsetof(struct ag_session, created_at)},
+    {"e", offsetof(struct ag_session, expires_at)},
+    {"r", offsetof(struct ag_session, refresh_due_at)},
+    {"ae", offsetof(struct ag_session, access_expires_at)},
 };
 
 static int set_str(json_t *o, const char *k, const char *v)

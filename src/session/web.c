@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Ticket cookie <-> sealed session in Redis, and refresh. */
+ * Ticket cookie <-> sealed session in Redis, and refresh.
+ *
+ * A refresh updates the session in place (same Redis key, so every copy of the cookie, and a
+ * sign-out, keep meaning the same login), extends its life by --cookie-expire and re-issues the
+ * cookie with the new expiry; the answer carries it (through Envoy's headersToDownstreamOnAllow or
+ * nginx's auth_request_set). A front end that cannot pass it on (Caddy's forward_auth) loses nothing:
+ * the old cookie names the same session until its own expiry. One refresh at a time per session
+ * (a Redis lock), and whoever gets the lock re-reads the session first: someone may have just
+ * refreshed it, and a refresh token the provider has rotated must never be used twice. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +24,7 @@
 
 static enum ag_rc save(struct ag_request *rq, const struct ag_session *s, const struct ag_ticket *t)
 {
+    int64_t ttl_ms = (s->expires_at - (int64_t)time(NULL)) * 1000;
     unsigned char *blob = NULL;
     size_t n = 0;
     char key[AG_TICKET_STORE_KEY_MAX];
@@ -24,24 +33,77 @@ static enum ag_rc save(struct ag_request *rq, const struct ag_session *s, const 
     if (rc != AG_OK)
         return rc;
     ag_ticket_store_key(t, key, sizeof(key));
-    rc = ag_redis_set(rq->app->redis, key, blob, n, (s->expires_at - (int64_t)time(NULL)) * 1000);
+    rc = ag_redis_set(rq->app->redis, key, blob, n, ttl_ms);
     free(blob);
     return rc;
 }
 
-/* Refresh the tokens when due. Another instance may hold the lock: then this request goes on with the
+/* Read and open the session stored for ticket t. */
+static enum ag_rc fetch(struct ag_request *rq, const struct ag_ticket *t, struct ag_session *s)
+{
+    char key[AG_TICKET_STORE_KEY_MAX];
+    unsigned char *blob = NULL;
+    size_t n = 0;
+    enum ag_rc rc;
+
+    ag_ticket_store_key(t, key, sizeof(key));
+    rc = ag_redis_get(rq->app->redis, key, &blob, &n);
+    if (rc == AG_ERR_NOT_FOUND)
+        return AG_ERR_UNAUTHENTICATED;
+    if (rc != AG_OK)
+        return AG_ERR_UNAVAILABLE;
+    rc = ag_session_open(blob, n, t, s);
+    free(blob);
+    return rc == AG_OK ? AG_OK : AG_ERR_UNAUTHENTICATED;
+}
+
+static void take(char **dst, char **src)
+{
+    if (*src == NULL)
+        return;
+    free(*dst);
+    *dst = *src;
+    *src = NULL;
+}
+
+/* Store the refreshed s under t with a life extended by --cookie-expire, and the re-issued cookie
+ * (same ticket, new expiry) in *set_cookie. */
+static enum ag_rc reissue(struct ag_request *rq, struct ag_session *s, const struct ag_ticket *t,
+                          const char **set_cookie)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    struct ag_ticket t2 = *t;
+    char text[AG_TICKET_TEXT_MAX];
+    enum ag_rc rc;
+
+    s->expires_at = (int64_t)time(NULL) + cfg->cookie_expire / 1000;
+    t2.expires_at = s->expires_at;
+    rc = save(rq, s, t);
+    if (rc == AG_OK)
+        rc = ag_ticket_encode(&t2, rq->app->ticket_key, cfg->cookie_name, text, sizeof(text));
+    ag_ticket_clear(&t2);
+    if (rc != AG_OK)
+        return rc;
+    *set_cookie = ag_cookie_make(rq, cfg->cookie_name, text, cfg->cookie_expire / 1000);
+    return *set_cookie ? AG_OK : AG_ERR_NOMEM;
+}
+
+/* Refresh the tokens when due. Another request may hold the lock: then this one goes on with the
  * session it has. invalid_grant (revoked or expired refresh token) ends the session. */
-static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const struct ag_ticket *t)
+static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const struct ag_ticket *t,
+                          const char **set_cookie)
 {
     struct ag_token_response tr;
-    char key[AG_TICKET_STORE_KEY_MAX + 8], token[24];
+    struct ag_session cur;
+    char key[AG_TICKET_STORE_KEY_MAX + 64], token[24];
     unsigned char raw[16];
+    int64_t now = (int64_t)time(NULL);
     bool locked = false;
     enum ag_rc rc;
 
     if (s->refresh_token == NULL || rq->app->provider == NULL)
         return AG_OK;
-    ag_ticket_store_key(t, key, sizeof(key) - 5);
+    ag_ticket_store_key(t, key, sizeof(key) - 8);
     strncat(key, ":lock", sizeof(key) - strlen(key) - 1);
     if (ag_random(raw, sizeof(raw)) != AG_OK)
         return AG_ERR_INTERNAL;
@@ -49,8 +111,23 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
     rc = ag_redis_lock(rq->app->redis, key, token, REFRESH_LOCK_MS, &locked);
     if (rc != AG_OK || !locked)
         return rc;
+
+    /* someone may have refreshed this login between our read and the lock */
+    memset(&cur, 0, sizeof(cur));
+    rc = fetch(rq, t, &cur);
+    if (rc != AG_OK) {
+        ag_redis_unlock(rq->app->redis, key, token);
+        return rc;
+    }
+    if (cur.refresh_due_at > now || cur.refresh_token == NULL) {
+        ag_session_clear(s);
+        *s = cur;
+        ag_redis_unlock(rq->app->redis, key, token);
+        return AG_OK;
+    }
     memset(&tr, 0, sizeof(tr));
-    rc = ag_provider_refresh(rq->app->provider, s->refresh_token, &tr);
+    rc = ag_provider_refresh(rq->app->provider, cur.refresh_token, &tr);
+    ag_session_clear(&cur);
     if (rc == AG_ERR_DENIED) {
         char skey[AG_TICKET_STORE_KEY_MAX];
         ag_log_rq(AG_LOG_INFO, rq->request_id, "refresh token refused by the provider: session ended");
@@ -58,26 +135,14 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
         ag_redis_del(rq->app->redis, skey);
         rc = AG_ERR_UNAUTHENTICATED;
     } else if (rc == AG_OK) {
-        int64_t now = (int64_t)time(NULL);
-        if (tr.access_token != NULL) {
-            free(s->access_token);
-            s->access_token = tr.access_token;
-            tr.access_token = NULL;
-        }
-        if (tr.id_token != NULL) {
-            free(s->id_token);
-            s->id_token = tr.id_token;
-            tr.id_token = NULL;
-        }
-        if (tr.refresh_token != NULL) {
-            free(s->refresh_token);
-            s->refresh_token = tr.refresh_token;
-            tr.refresh_token = NULL;
-        }
+        take(&s->access_token, &tr.access_token);
+        take(&s->id_token, &tr.id_token);
+        take(&s->refresh_token, &tr.refresh_token);
         s->access_expires_at = tr.expires_in > 0 ? now + tr.expires_in : 0;
         s->refresh_due_at = now + rq->app->cfg->cookie_refresh / 1000;
-        rc = save(rq, s, t);
-        ag_log_rq(AG_LOG_INFO, rq->request_id, "session refreshed");
+        rc = reissue(rq, s, t, set_cookie);
+        if (rc == AG_OK)
+            ag_log_rq(AG_LOG_INFO, rq->request_id, "session refreshed");
     } else {
         /* the provider is unreachable: keep serving the current session, try again next time */
         rc = AG_OK;
@@ -87,35 +152,31 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
     return rc;
 }
 
-enum ag_rc ag_session_load(struct ag_request *rq, struct ag_session *s, struct ag_ticket *t)
+enum ag_rc ag_session_load(struct ag_request *rq, struct ag_session *s, struct ag_ticket *t,
+                           const char **set_cookie)
 {
     const struct ag_config *cfg = rq->app->cfg;
     const char *value = ag_cookie_get(rq, cfg->cookie_name);
-    char key[AG_TICKET_STORE_KEY_MAX];
-    unsigned char *blob = NULL;
-    size_t n = 0;
     int64_t now = (int64_t)time(NULL);
     enum ag_rc rc;
 
     memset(s, 0, sizeof(*s));
+    memset(t, 0, sizeof(*t));
+    if (set_cookie != NULL)
+        *set_cookie = NULL;
     if (value == NULL || rq->app->redis == NULL)
         return AG_ERR_UNAUTHENTICATED;
     if (ag_ticket_decode(value, strlen(value), rq->app->ticket_key, cfg->cookie_name, now, t) != AG_OK)
         return AG_ERR_UNAUTHENTICATED;
-    ag_ticket_store_key(t, key, sizeof(key));
-    rc = ag_redis_get(rq->app->redis, key, &blob, &n);
-    if (rc == AG_ERR_NOT_FOUND)
-        return AG_ERR_UNAUTHENTICATED;
+    rc = fetch(rq, t, s);
     if (rc != AG_OK)
-        return AG_ERR_UNAVAILABLE;
-    rc = ag_session_open(blob, n, t, s);
-    free(blob);
-    if (rc != AG_OK || s->expires_at <= now) {
+        return rc;
+    if (s->expires_at <= now) {
         ag_session_clear(s);
         return AG_ERR_UNAUTHENTICATED;
     }
-    if (s->refresh_due_at > 0 && now >= s->refresh_due_at) {
-        rc = refresh(rq, s, t);
+    if (s->refresh_due_at > 0 && now >= s->refresh_due_at && set_cookie != NULL) {
+        rc = refresh(rq, s, t, set_cookie);
         if (rc != AG_OK) {
             ag_session_clear(s);
             return rc;

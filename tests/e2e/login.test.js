@@ -628,6 +628,28 @@ describe('refresh (cookie_refresh = 2s, access tokens of 2 s, refresh tokens rot
     assert.equal(R.logs().filter((l) => /session refreshed/.test(l)).length, 2, R.logs().slice(-20).join('\n'));
   });
 
+  test('a refresh re-issues the session cookie with a later expiry; old copies name the same session', async () => {
+    const { jar, cookie: before } = await loggedIn(R);
+    await sleep(2500);
+    const r = await request(`${R.base}/some/app`, { jar });
+    assert.equal(r.status, 200);
+    const line = r.headers.getSetCookie().find((l) => l.startsWith(`${SESSION_COOKIE}=`));
+    assert.ok(line, `the refreshing check carries the re-issued cookie: ${r.headers.getSetCookie().join(' | ')}`);
+    assert.match(line, /HttpOnly/);
+    assert.match(line, /Max-Age=604800/);
+    const reissued = jar.get(SESSION_COOKIE, R.base);
+    assert.notEqual(reissued, before, 'the new expiry is in the signed ticket');
+    // both values name the same (refreshed) session: no second refresh for the old one
+    assert.equal((await request(`${R.base}/oauth2/auth`, { headers: withCookie(reissued) })).status, 202);
+    const old = await request(`${R.base}/oauth2/auth`, { headers: withCookie(before) });
+    assert.equal(old.status, 202);
+    assert.equal(old.headers.getSetCookie().length, 0, 'the session is fresh: no second refresh');
+    // signing out with one ends the other
+    assert.equal((await request(`${R.base}/oauth2/sign_out`, { jar })).status, 302);
+    assert.equal((await request(`${R.base}/oauth2/auth`, { headers: withCookie(reissued) })).status, 401);
+    assert.equal((await request(`${R.base}/oauth2/auth`, { headers: withCookie(before) })).status, 401);
+  });
+
   test('force_json_errors: a browser without a session gets 401 JSON, not a page', async () => {
     const r = await request(`${R2.base}/app`, { headers: { accept: 'text/html' } });
     assert.equal(r.status, 401);
