@@ -162,6 +162,32 @@ char *ag_request_printf(struct ag_request *rq, const char *fmt, ...)
     return d;
 }
 
+const char *ag_request_url_escape(struct ag_request *rq, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out, *o;
+
+    if (n > (SIZE_MAX - 1) / 3)
+        return NULL;
+    out = ag_request_alloc(rq, n * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+            *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 const char *ag_request_arg(const struct ag_request *rq, const char *name)
 {
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);

@@ -46,6 +46,9 @@ char *ag_request_strdup(struct ag_request *rq, const char *s);
 char *ag_request_strndup(struct ag_request *rq, const char *s, size_t n);
 char *ag_request_printf(struct ag_request *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* s percent-encoded for a URL query value (RFC 3986 unreserved characters kept), in the arena. */
+const char *ag_request_url_escape(struct ag_request *rq, const char *s);
+
 /* Query parameter `name` (percent-decoded by libmicrohttpd), borrowed, or NULL. */
 const char *ag_request_arg(const struct ag_request *rq, const char *name);
 

@@ -118,32 +118,11 @@ enum ag_rc ag_page_error(struct ag_request *rq, struct ag_reply *reply, unsigned
     return AG_OK;
 }
 
-/* Percent-encode for a query parameter value. */
-static const char *query_escape(struct ag_request *rq, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = ag_request_alloc(rq, strlen(s) * 3 + 1), *o = out;
-    if (out == NULL)
-        return NULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~", *p)) {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 enum ag_rc ag_page_sign_in(struct ag_request *rq, struct ag_reply *reply, const char *rd)
 {
     const struct ag_config *cfg = rq->app->cfg;
     const char *href =
-        ag_request_printf(rq, "%s/start?rd=%s", cfg->proxy_prefix, query_escape(rq, rd ? rd : "/"));
+        ag_request_printf(rq, "%s/start?rd=%s", cfg->proxy_prefix, ag_request_url_escape(rq, rd ? rd : "/"));
     const char *body;
 
     if (href == NULL)

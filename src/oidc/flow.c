@@ -63,27 +63,6 @@ static const char *redirect_uri(struct ag_request *rq)
     return ag_request_printf(rq, "%s://%s%s/callback", ag_request_scheme(rq), host, cfg->proxy_prefix);
 }
 
-/* application/x-www-form-urlencoded value in the arena */
-static const char *form_escape(struct ag_request *rq, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = ag_request_alloc(rq, strlen(s) * 3 + 1), *o = out;
-    if (out == NULL)
-        return NULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~", *p)) {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 enum ag_rc ag_flow_redirect_allowed(struct ag_request *rq, const char *target)
 {
     const char *why = NULL;
@@ -204,12 +183,13 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
     location = ag_request_printf(
         rq, "%s%sresponse_type=code&client_id=%s&redirect_uri=%s&scope=%s&state=%s&nonce=%s%s%s%s%s%s%s",
         meta->authorization_endpoint, strchr(meta->authorization_endpoint, '?') ? "&" : "?",
-        form_escape(rq, cfg->client_id), form_escape(rq, uri), form_escape(rq, cfg->scope), state, nonce,
+        ag_request_url_escape(rq, cfg->client_id), ag_request_url_escape(rq, uri),
+        ag_request_url_escape(rq, cfg->scope), state, nonce,
         challenge ? "&code_challenge_method=S256&code_challenge=" : "", challenge ? challenge : "",
         cfg->prompt && cfg->prompt[0] ? "&prompt=" : "",
-        cfg->prompt && cfg->prompt[0] ? form_escape(rq, cfg->prompt) : "",
+        cfg->prompt && cfg->prompt[0] ? ag_request_url_escape(rq, cfg->prompt) : "",
         cfg->acr_values && cfg->acr_values[0] ? "&acr_values=" : "",
-        cfg->acr_values && cfg->acr_values[0] ? form_escape(rq, cfg->acr_values) : "");
+        cfg->acr_values && cfg->acr_values[0] ? ag_request_url_escape(rq, cfg->acr_values) : "");
     cookie = ag_cookie_make(rq, name, csrf, cfg->cookie_csrf_expire / 1000);
     if (location == NULL || cookie == NULL)
         goto out;

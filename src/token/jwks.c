@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 
 #include "token/jwks.h"
+#include "util/b64.h"
 
 /* 8192-bit moduli at most: bigger keys only make every verification slower (a cheap DoS lever
  * for whoever controls the JWKS), and no provider uses them. */
@@ -40,50 +41,6 @@ static const struct {
     {"P-384", "secp384r1", 48, AG_JWK_EC_P384},
     {"P-521", "secp521r1", 66, AG_JWK_EC_P521},
 };
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-enum ag_rc ag_jwks_b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t cap, size_t *outlen)
-{
-    unsigned acc = 0, bits = 0;
-    size_t n = 0;
-
-    /* One leftover char carries only 6 bits: no encoder produces it. */
-    if (inlen % 4 == 1)
-        return AG_ERR_INVALID;
-    if (inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0) > cap)
-        return AG_ERR_TOO_LARGE;
-    for (size_t i = 0; i < inlen; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return AG_ERR_INVALID;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    /* Non-zero unused bits would let several strings decode to the same bytes. */
-    if (acc != 0)
-        return AG_ERR_INVALID;
-    *outlen = n;
-    return AG_OK;
-}
 
 static void err_add(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void err_add(char *err, size_t errlen, const char *fmt, ...)
@@ -124,7 +81,7 @@ static enum ag_rc member_decode(const json_t *jwk, const char *name, unsigned ch
 
     if (!json_is_string(v))
         return AG_ERR_INVALID;
-    return ag_jwks_b64url_decode(json_string_value(v), json_string_length(v), out, cap, outlen);
+    return ag_b64url_decode(json_string_value(v), json_string_length(v), out, cap, outlen);
 }
 
 /* Build a public key from OSSL params and let OpenSSL check it (EC point on the curve, RSA

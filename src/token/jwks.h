@@ -55,11 +55,4 @@ size_t ag_jwks_skipped(const struct ag_jwks *set);
 /* Key `i` (0 <= i < ag_jwks_count()), borrowed from the set; NULL when out of range. */
 const struct ag_jwk *ag_jwks_get(const struct ag_jwks *set, size_t i);
 
-/* Strict base64url (RFC 7515 section 2: no padding, no whitespace, unused bits zero) decode of
- * `inlen` chars into `out` (capacity `cap`), length to *outlen. AG_ERR_INVALID on any bad
- * character, '=', impossible length or non-canonical tail; AG_ERR_TOO_LARGE when `cap` is short.
- * Shared with jwt.c; belongs in a util module once one exists. */
-enum ag_rc ag_jwks_b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t cap,
-                                 size_t *outlen);
-
 #endif

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 
 #include "token/jwt.h"
+#include "util/b64.h"
 
 /* The only algs we ever verify. "none" and HS* are absent on purpose: an allow-list entry naming
  * them matches nothing here, so no configuration can turn them on. */
@@ -114,7 +115,7 @@ static enum ag_jwt_result segment_json(const char *seg, size_t n, unsigned char 
 {
     size_t dlen = 0;
 
-    if (n == 0 || ag_jwks_b64url_decode(seg, n, buf, cap, &dlen) != AG_OK)
+    if (n == 0 || ag_b64url_decode(seg, n, buf, cap, &dlen) != AG_OK)
         return AG_JWT_MALFORMED;
     *obj = json_loadb((const char *)buf, dlen, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(*obj)) {
@@ -224,7 +225,7 @@ enum ag_jwt_result ag_jwt_verify(const char *token, size_t len, const struct ag_
     }
     /* Decoded only to hold it to the strict alphabet: libjwt's own decoder is lenient. */
     if (dot2 + 1 == token + len ||
-        ag_jwks_b64url_decode(dot2 + 1, (size_t)(token + len - dot2 - 1), buf, len, &dlen) != AG_OK)
+        ag_b64url_decode(dot2 + 1, (size_t)(token + len - dot2 - 1), buf, len, &dlen) != AG_OK)
         goto out;
     res = segment_json(token, (size_t)(dot1 - token), buf, len, &hdr);
     if (res == AG_JWT_OK)

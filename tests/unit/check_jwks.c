@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 
 #include "token/jwks.h"
+#include "util/b64.h"
 
 static EVP_PKEY *k_rsa, *k_rsa1024, *k_ec256, *k_ec384, *k_ec521;
 
@@ -355,22 +356,22 @@ START_TEST(base64url_is_strict)
     unsigned char out[8];
     size_t n = 99;
 
-    ck_assert_int_eq(ag_jwks_b64url_decode("", 0, out, sizeof(out), &n), AG_OK);
+    ck_assert_int_eq(ag_b64url_decode("", 0, out, sizeof(out), &n), AG_OK);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(ag_jwks_b64url_decode("AQAB", 4, out, sizeof(out), &n), AG_OK);
+    ck_assert_int_eq(ag_b64url_decode("AQAB", 4, out, sizeof(out), &n), AG_OK);
     ck_assert(n == 3 && out[0] == 1 && out[1] == 0 && out[2] == 1);
-    ck_assert_int_eq(ag_jwks_b64url_decode("-_8", 3, out, sizeof(out), &n), AG_OK);
+    ck_assert_int_eq(ag_b64url_decode("-_8", 3, out, sizeof(out), &n), AG_OK);
     ck_assert(n == 2 && out[0] == 0xfb && out[1] == 0xff);
-    ck_assert_int_eq(ag_jwks_b64url_decode("QQ", 2, out, sizeof(out), &n), AG_OK);
+    ck_assert_int_eq(ag_b64url_decode("QQ", 2, out, sizeof(out), &n), AG_OK);
     ck_assert(n == 1 && out[0] == 'A');
     static const char *const bad[] = {"QR",    "QQ==", "QQ=",  "Q",     "A",    "QUJDA",
                                       "QUJDR", "+/8A", "AQ B", "AQ\nB", "AQA.", "A\x80\x41\x41"};
     for (size_t i = 0; i < AG_ARRAY_LEN(bad); i++)
-        ck_assert_msg(ag_jwks_b64url_decode(bad[i], strlen(bad[i]), out, sizeof(out), &n) == AG_ERR_INVALID,
-                      "%s", bad[i]);
-    ck_assert_int_eq(ag_jwks_b64url_decode("AQ\0B", 4, out, sizeof(out), &n), AG_ERR_INVALID);
-    ck_assert_int_eq(ag_jwks_b64url_decode("AAAAAAAAAAAA", 12, out, sizeof(out), &n), AG_ERR_TOO_LARGE);
-    ck_assert_int_eq(ag_jwks_b64url_decode("AAAAAAAAAAA", 11, out, sizeof(out), &n), AG_OK);
+        ck_assert_msg(ag_b64url_decode(bad[i], strlen(bad[i]), out, sizeof(out), &n) == AG_ERR_INVALID, "%s",
+                      bad[i]);
+    ck_assert_int_eq(ag_b64url_decode("AQ\0B", 4, out, sizeof(out), &n), AG_ERR_INVALID);
+    ck_assert_int_eq(ag_b64url_decode("AAAAAAAAAAAA", 12, out, sizeof(out), &n), AG_ERR_TOO_LARGE);
+    ck_assert_int_eq(ag_b64url_decode("AAAAAAAAAAA", 11, out, sizeof(out), &n), AG_OK);
     ck_assert_uint_eq(n, 8);
 }
 END_TEST
