@@ -143,7 +143,7 @@ const struct ag_option ag_options[] = {
            NULL, 0, 0, 0, "Provider", "accept ID tokens whose email_verified is false"),
     AG_OPT(skip_provider_button, "skip-provider-button", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Provider",
            "go straight to the provider instead of showing the sign-in page"),
-    AG_OPT(backend_logout_url, "backend-logout-url", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Provider",
+    AG_OPT(backend_logout_url, "backend-logout-url", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "provider URL called on sign-out; {id_token} is replaced by the session's ID token"),
     AG_OPT(provider_ca_file, "provider-ca-file", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "CA bundle (PEM) trusted for connections to the provider"),
@@ -2287,7 +2287,8 @@ static void ag_check(struct ag_load *ld)
         }
     }
     {
-        static const char *const urls[] = {"oidc_issuer_url", "login_url", "redeem_url", "oidc_jwks_url"};
+        static const char *const urls[] = {"oidc_issuer_url", "login_url", "redeem_url", "oidc_jwks_url",
+                                           "backend_logout_url"};
         for (size_t u = 0; u < AG_ARRAY_LEN(urls); u++) {
             const char *val = *AG_FIELD(cfg, ag_idx(urls[u]), char *);
             if (val[0] != '\0' && !ag_is_url(val))

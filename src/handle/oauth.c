@@ -7,6 +7,7 @@
 #include "handle/handlers.h"
 #include "handle/pages.h"
 #include "log.h"
+#include "net/http_client.h"
 #include "oidc/flow.h"
 #include "session/web.h"
 
@@ -33,12 +34,43 @@ enum ag_rc ag_handle_sign_in(struct ag_request *rq, struct ag_reply *reply)
     return AG_OK;
 }
 
+/* --backend-logout-url: tell the provider, server to server, that this login ended ({id_token} in the
+ * URL becomes the session's ID token). Best effort: the local sign-out happens whatever it answers. */
+static void backend_logout(struct ag_request *rq)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    struct ag_session s;
+    struct ag_ticket t;
+    struct ag_http_response resp;
+    struct ag_http_opts opts = {cfg->provider_timeout, cfg->provider_timeout, cfg->provider_ca_file, NULL};
+    const char *mark, *url;
+
+    if (cfg->backend_logout_url == NULL || cfg->backend_logout_url[0] == '\0')
+        return;
+    if (ag_session_load(rq, &s, &t, NULL) != AG_OK)
+        return;
+    ag_ticket_clear(&t);
+    mark = strstr(cfg->backend_logout_url, "{id_token}");
+    url = mark == NULL
+              ? cfg->backend_logout_url
+              : ag_request_printf(rq, "%.*s%s%s", (int)(mark - cfg->backend_logout_url),
+                                  cfg->backend_logout_url,
+                                  ag_request_url_escape(rq, s.id_token ? s.id_token : ""), mark + 10);
+    memset(&resp, 0, sizeof(resp));
+    if (url != NULL && ag_http_get(&opts, url, NULL, &resp) == AG_OK)
+        ag_log_rq(resp.status >= 200 && resp.status < 300 ? AG_LOG_INFO : AG_LOG_WARN, rq->request_id,
+                  "backend logout answered %ld", resp.status);
+    ag_http_response_clear(&resp);
+    ag_session_clear(&s);
+}
+
 /* /sign_out: delete the session everywhere (it lives in Redis), clear the cookie, go to a validated rd. */
 enum ag_rc ag_handle_sign_out(struct ag_request *rq, struct ag_reply *reply)
 {
     const char *rd = ag_flow_redirect_target(rq);
     enum ag_rc rc;
 
+    backend_logout(rq);
     memset(reply, 0, sizeof(*reply));
     ag_reply_text(reply, 302, "Found\n");
     rc = ag_session_destroy(rq, reply);

@@ -12,7 +12,7 @@ import { sleep, startProvider, startRedis, stopAll, waitFor } from './harness.js
 import { CookieJar, login, LoginError, request } from './login.js';
 import { decodeJwt } from './oidc.js';
 import {
-  CSRF_COOKIE, SESSION_COOKIE, authorizeParams, browserLogin, rawRequest, startGate, waitReady,
+  CSRF_COOKIE, SESSION_COOKIE, authorizeParams, browserLogin, rawRequest, startEcho, startGate, waitReady,
 } from './stack.js';
 
 after(stopAll);
@@ -722,6 +722,31 @@ describe('Redis goes away and comes back', () => {
     assert.equal((await request(`${D.base}/oauth2/auth`, { jar: s.jar })).status, 401, 'Redis lost the session');
     const again = await loggedIn(D);
     assert.equal((await request(`${D.base}/oauth2/auth`, { jar: again.jar })).status, 202);
+  });
+});
+
+describe('backend logout (--backend-logout-url)', () => {
+  let echo;
+  before(async () => { echo = await startEcho(); });
+  after(async () => { await echo?.stop(); });
+
+  test('sign-out calls the provider URL with the ID token; an unreachable one does not block sign-out', async () => {
+    const B = await gate({ backend_logout_url: `${echo.url}/logout?id_token_hint={id_token}&x=1` });
+    const s = await loggedIn(B);
+    const out = await request(`${B.base}/oauth2/sign_out`, { jar: s.jar });
+    assert.equal(out.status, 302);
+    const hit = echo.requests.find((r) => r.url.startsWith('/logout?'));
+    assert.ok(hit, 'the backend logout URL was called');
+    const q = new URL(hit.url, echo.url).searchParams;
+    assert.equal(q.get('x'), '1');
+    assert.equal(decodeJwt(q.get('id_token_hint')).payload.sub, 'alice');
+    assert.equal((await request(`${B.base}/oauth2/auth`, { headers: withCookie(s.cookie) })).status, 401);
+    assert.ok(!B.logs().some((l) => l.includes(q.get('id_token_hint'))), 'the ID token never reaches the log');
+
+    const C = await gate({ backend_logout_url: 'http://127.0.0.1:9/logout?t={id_token}' });
+    const c = await loggedIn(C);
+    assert.equal((await request(`${C.base}/oauth2/sign_out`, { jar: c.jar })).status, 302);
+    assert.equal((await request(`${C.base}/oauth2/auth`, { headers: withCookie(c.cookie) })).status, 401);
   });
 });
 

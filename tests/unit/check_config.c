@@ -1509,13 +1509,13 @@ START_TEST(table_planned)
         "skip_auth_preflight",
         "api_routes",
         "force_json_errors",
+        "backend_logout_url",
     };
     static const char *const planned[] = {
         "https_address",
         "tls_cert_file",
         "tls_key_file",
         "metrics_address",
-        "backend_logout_url",
         "redis_use_sentinel",
         "redis_sentinel_master_name",
         "redis_sentinel_connection_urls",
