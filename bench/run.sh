@@ -80,6 +80,7 @@ upstreams = ["static://200"]
 set_xauthrequest = true
 skip_provider_button = true
 request_logging = false
+workers = ${AG_BENCH_WORKERS:-0}
 CFG
 build-bench/src/authgate --config "$tmp/authgate.cfg" 2>"$tmp/authgate.log" &
 ag_pid=$!
