@@ -82,7 +82,8 @@ skip_provider_button = true
 request_logging = false
 workers = ${AG_BENCH_WORKERS:-0}
 CFG
-build-bench/src/authgate --config "$tmp/authgate.cfg" 2>"$tmp/authgate.log" &
+# AG_BENCH_WRAP (e.g. "perf record -g -o /tmp/perf.data") runs authgate under a profiler; RSS is then not its own.
+${AG_BENCH_WRAP:-} build-bench/src/authgate --config "$tmp/authgate.cfg" 2>"$tmp/authgate.log" &
 ag_pid=$!
 pids+=($ag_pid)
 wait_http "http://127.0.0.1:$ag_port/ready"
