@@ -29,7 +29,7 @@ enum ag_jwt_result {
     AG_JWT_MISSING_EXP,     /* exp missing or not a number */
     AG_JWT_BAD_NONCE,       /* nonce expected but missing or different */
     AG_JWT_BAD_AZP,         /* several audiences and azp is not our client id */
-    AG_JWT_UNSUPPORTED_TYP, /* typ other than "JWT" (e.g. RFC 9068 "at+jwt"): libjwt 1.10 refuses it */
+    AG_JWT_UNSUPPORTED_TYP, /* typ other than "JWT" (or "at+jwt" for access tokens) */
     AG_JWT_INTERNAL         /* out of memory or a caller error (NULL argument) */
 };
 
@@ -47,6 +47,7 @@ struct ag_jwt_expect {
     const char *client_id; /* NULL: azp not checked */
     int64_t now;           /* seconds since the epoch */
     int64_t skew_s;        /* allowed clock skew in seconds; negative counts as 0 */
+    bool access_token;     /* an access token: typ may also be "at+jwt" (RFC 9068); false for ID tokens */
 };
 
 /* Verify `token` (`len` bytes, need not be NUL-terminated) against `keys` and `ex`; NULL token,

@@ -276,10 +276,21 @@ START_TEST(happy_typ_and_no_claims_out)
 
     ck_assert_int_eq(ag_jwt_verify(t, strlen(t), set, &ex, NULL), AG_JWT_OK);
     free(t);
-    /* RFC 9068 access tokens: libjwt 1.10 refuses them, so we say so clearly. */
+    /* RFC 9068 access tokens pass as access tokens, never as ID tokens (token confusion). */
     ck_assert_int_eq(
         run(sign_with("{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"typ\":\"at+jwt\"}", GOOD, k_rsa1, "RS256")),
         AG_JWT_UNSUPPORTED_TYP);
+    ex.access_token = true;
+    ck_assert_int_eq(
+        run(sign_with("{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"typ\":\"at+jwt\"}", GOOD, k_rsa1, "RS256")),
+        AG_JWT_OK);
+    ck_assert_int_eq(run(sign_with("{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"typ\":\"application/at+jwt\"}",
+                                   GOOD, k_rsa1, "RS256")),
+                     AG_JWT_OK);
+    ck_assert_int_eq(
+        run(sign_with("{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"typ\":\"dpop+jwt\"}", GOOD, k_rsa1, "RS256")),
+        AG_JWT_UNSUPPORTED_TYP);
+    ex.access_token = false;
     ck_assert_int_eq(run(sign_with("{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"typ\":1}", GOOD, k_rsa1, "RS256")),
                      AG_JWT_MALFORMED);
 }
