@@ -237,11 +237,11 @@ const struct ag_option ag_options[] = {
            "answer errors with JSON instead of HTML pages or redirects"),
 
     /* API tokens */
-    AG_OPT(skip_jwt_bearer_tokens, "skip-jwt-bearer-tokens", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P,
+    AG_OPT(skip_jwt_bearer_tokens, "skip-jwt-bearer-tokens", AG_OPT_BOOL, "false", NULL, 0, 0, 0,
            "API tokens", "accept requests with a verified JWT bearer token without a session"),
     AG_OPT(extra_jwt_issuers, "extra-jwt-issuers", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "API tokens",
            "issuer=audience pairs of other IdPs whose bearer tokens are accepted"),
-    AG_OPT(bearer_token_login_fallback, "bearer-token-login-fallback", AG_OPT_BOOL, "true", NULL, 0, 0, AG_P,
+    AG_OPT(bearer_token_login_fallback, "bearer-token-login-fallback", AG_OPT_BOOL, "true", NULL, 0, 0, 0,
            "API tokens", "when a bearer token is invalid, fall back to the login flow instead of 403"),
     AG_OPT(introspection_url, "introspection-url", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "API tokens",
            "RFC 7662 endpoint for opaque bearer tokens"),

@@ -4,6 +4,8 @@
  * --upstream=static://N (exactly N, 200 by default, when allowed; a login redirect, a sign-in page or a
  * 401 JSON when not). */
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "auth/policy.h"
 #include "auth/rules.h"
@@ -12,6 +14,8 @@
 #include "handle/pages.h"
 #include "log.h"
 #include "oidc/flow.h"
+#include "oidc/provider.h"
+#include "util/b64.h"
 #include "session/web.h"
 
 static const char *forwarded_method(struct ag_request *rq)
@@ -49,33 +53,169 @@ static bool groups_allowed_here(struct ag_request *rq, const struct ag_session *
     return ag_policy_groups_allowed(&s->groups, list, n);
 }
 
+/* The bearer token of the request: Authorization: Bearer <token>, or Basic auth whose password is the
+ * token (as oauth2-proxy accepts it). NULL when there is none. In the arena or borrowed. */
+static const char *bearer_token(struct ag_request *rq)
+{
+    const char *h = ag_request_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
+    unsigned char raw[AG_JWT_MAX_LEN];
+    size_t n = 0, len;
+    char *text, *colon;
+
+    if (h == NULL)
+        return NULL;
+    if (strncasecmp(h, "Bearer ", 7) == 0)
+        return h[7] != '\0' ? h + 7 : NULL;
+    if (strncasecmp(h, "Basic ", 6) != 0)
+        return NULL;
+    /* standard base64 of user:password; translate to the URL alphabet our decoder speaks */
+    len = strcspn(h + 6, "=");
+    if (len > AG_B64URL_LEN(sizeof(raw)))
+        return NULL;
+    text = ag_request_strndup(rq, h + 6, len);
+    if (text == NULL)
+        return NULL;
+    for (char *c = text; *c; c++)
+        *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+    if (ag_b64url_decode(text, len, raw, sizeof(raw) - 1, &n) != AG_OK)
+        return NULL;
+    raw[n] = '\0';
+    if (memchr(raw, '\0', n) != NULL)
+        return NULL;
+    colon = strchr((char *)raw, ':');
+    return colon != NULL && strchr(colon + 1, '.') != NULL ? ag_request_strdup(rq, colon + 1) : NULL;
+}
+
+/* RFC 6750 section 3: the challenge for a refused token. The description is our own fixed text. */
+static void bearer_challenge(struct ag_request *rq, struct ag_reply *reply, const char *error,
+                             const char *desc)
+{
+    const char *v = ag_request_printf(rq, "Bearer error=\"%s\", error_description=\"%s\"", error, desc);
+    if (v != NULL)
+        ag_reply_header(reply, MHD_HTTP_HEADER_WWW_AUTHENTICATE, v);
+}
+
+/* --skip-jwt-bearer-tokens: a valid bearer JWT from the provider stands in for a session. AG_OK with *s
+ * filled (identity and the token); AG_ERR_NOT_FOUND when there is no bearer token (go on with the
+ * session); AG_ERR_UNAUTHENTICATED when the token is invalid (*why says why); AG_ERR_DENIED when it is
+ * valid but the policy refuses its subject. */
+static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char **why)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    const char *token;
+    json_t *claims = NULL;
+    enum ag_jwt_result jr = AG_JWT_OK;
+    enum ag_rc rc;
+
+    memset(s, 0, sizeof(*s));
+    if (!cfg->skip_jwt_bearer_tokens || rq->app->provider == NULL)
+        return AG_ERR_NOT_FOUND;
+    token = bearer_token(rq);
+    if (token == NULL)
+        return AG_ERR_NOT_FOUND;
+    rc = ag_provider_verify_access_token(rq->app->provider, token, (int64_t)time(NULL), &claims, &jr);
+    if (rc == AG_ERR_UNAVAILABLE)
+        return rc;
+    if (rc != AG_OK) {
+        *why = ag_jwt_result_str(jr);
+        ag_log_rq(AG_LOG_INFO, rq->request_id, "bearer token refused: %s", *why);
+        return AG_ERR_UNAUTHENTICATED;
+    }
+    rc = ag_flow_identity(cfg, claims, s);
+    json_decref(claims);
+    if (rc != AG_OK)
+        return rc;
+    s->access_token = strdup(token);
+    s->id_token = strdup(token);
+    if (s->access_token == NULL || s->id_token == NULL)
+        return AG_ERR_NOMEM;
+    /* A machine token has no email: the email rule then passes only with email_domains = "*". */
+    if (s->email != NULL) {
+        rc = ag_policy_check(rq->app->policy, s->email, &s->groups, why);
+    } else {
+        bool any = false;
+        for (size_t i = 0; i < cfg->email_domains.n; i++)
+            any = any || strcmp(cfg->email_domains.v[i], "*") == 0;
+        rc = any && ag_policy_groups_allowed(&s->groups, (const char *const *)cfg->allowed_groups.v,
+                                             cfg->allowed_groups.n)
+                 ? AG_OK
+                 : AG_ERR_DENIED;
+        *why = rc == AG_OK ? "ok" : "the token names no allowed email or group";
+    }
+    return rc;
+}
+
+/* Answer for a bearer token that was not accepted; AG_ERR_NOT_FOUND means "go on with the session". */
+static enum ag_rc bearer_refused(struct ag_request *rq, struct ag_reply *reply, enum ag_rc rc,
+                                 const char *why)
+{
+    if (rc == AG_ERR_DENIED) {
+        enum ag_rc prc = ag_page_error(rq, reply, 403, "insufficient_scope", why);
+        bearer_challenge(rq, reply, "insufficient_scope", why);
+        return prc;
+    }
+    if (rc == AG_ERR_UNAUTHENTICATED && !rq->app->cfg->bearer_token_login_fallback) {
+        enum ag_rc prc = ag_page_error(rq, reply, 403, "invalid_token", why);
+        bearer_challenge(rq, reply, "invalid_token", why);
+        return prc;
+    }
+    if (rc == AG_ERR_UNAVAILABLE)
+        return ag_page_error(rq, reply, 503, "provider_unavailable", "The token issuer cannot be reached.");
+    return rc == AG_ERR_UNAUTHENTICATED ? AG_ERR_NOT_FOUND : rc;
+}
+
+/* An allowed answer with the identity of s (and a re-issued session cookie, if any). */
+static enum ag_rc allow(struct ag_request *rq, struct ag_reply *reply, unsigned status, const char *body,
+                        const struct ag_session *s, const char *set_cookie)
+{
+    rq->user = ag_request_strdup(rq, s->email ? s->email : s->sub);
+    ag_reply_text(reply, status, body);
+    if (set_cookie != NULL)
+        ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
+    return ag_identity_headers(rq, s, reply);
+}
+
 enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
 {
     struct ag_session s;
     struct ag_ticket t;
-    const char *set_cookie = NULL;
-    enum ag_rc rc;
+    const char *set_cookie = NULL, *why = "invalid token";
+    enum ag_rc rc, brc;
 
     memset(reply, 0, sizeof(*reply));
     if (skipped(rq)) {
         ag_reply_text(reply, 202, "");
         return AG_OK;
     }
+    brc = bearer(rq, &s, &why);
+    if (brc == AG_OK && !groups_allowed_here(rq, &s)) {
+        brc = AG_ERR_DENIED;
+        why = "not in an allowed group";
+    }
+    if (brc == AG_OK)
+        rc = allow(rq, reply, 202, "", &s, NULL);
+    else
+        rc = bearer_refused(rq, reply, brc, why);
+    ag_session_clear(&s);
+    if (rc != AG_ERR_NOT_FOUND)
+        return rc;
+
     rc = ag_session_load(rq, &s, &t, &set_cookie);
     ag_ticket_clear(&t);
-    if (rc == AG_ERR_UNAUTHENTICATED)
-        return ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
+    if (rc == AG_ERR_UNAUTHENTICATED) {
+        rc = ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
+        if (brc == AG_ERR_UNAUTHENTICATED)
+            bearer_challenge(rq, reply, "invalid_token", why);
+        return rc;
+    }
     if (rc != AG_OK)
         return rc;
-    rq->user = ag_request_strdup(rq, s.email ? s.email : s.sub);
     if (!groups_allowed_here(rq, &s)) {
+        rq->user = ag_request_strdup(rq, s.email ? s.email : s.sub);
         ag_session_clear(&s);
         return ag_page_error(rq, reply, 403, "forbidden", "not in an allowed group");
     }
-    ag_reply_text(reply, 202, "");
-    if (set_cookie != NULL)
-        ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
-    rc = ag_identity_headers(rq, &s, reply);
+    rc = allow(rq, reply, 202, "", &s, set_cookie);
     ag_session_clear(&s);
     return rc;
 }
@@ -84,22 +224,25 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
 {
     struct ag_session s;
     struct ag_ticket t;
-    const char *back, *set_cookie = NULL;
-    enum ag_rc rc;
+    const char *back, *set_cookie = NULL, *why = "invalid token";
+    enum ag_rc rc, brc;
 
     memset(reply, 0, sizeof(*reply));
     if (skipped(rq)) {
         ag_reply_text(reply, rq->app->static_status, "Authenticated");
         return AG_OK;
     }
+    brc = bearer(rq, &s, &why);
+    rc = brc == AG_OK ? allow(rq, reply, rq->app->static_status, "Authenticated", &s, NULL)
+                      : bearer_refused(rq, reply, brc, why);
+    ag_session_clear(&s);
+    if (rc != AG_ERR_NOT_FOUND)
+        return rc;
+
     rc = ag_session_load(rq, &s, &t, &set_cookie);
     ag_ticket_clear(&t);
     if (rc == AG_OK) {
-        rq->user = ag_request_strdup(rq, s.email ? s.email : s.sub);
-        ag_reply_text(reply, rq->app->static_status, "Authenticated");
-        if (set_cookie != NULL)
-            ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
-        rc = ag_identity_headers(rq, &s, reply);
+        rc = allow(rq, reply, rq->app->static_status, "Authenticated", &s, set_cookie);
         ag_session_clear(&s);
         return rc;
     }
@@ -108,8 +251,12 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
                              "The session store cannot be reached. Try again in a moment.");
     if (rc != AG_ERR_UNAUTHENTICATED)
         return rc;
-    if (ag_wants_json(rq))
-        return ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
+    if (ag_wants_json(rq)) {
+        rc = ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
+        if (brc == AG_ERR_UNAUTHENTICATED)
+            bearer_challenge(rq, reply, "invalid_token", why);
+        return rc;
+    }
     back = ag_request_original_url(rq);
     if (back == NULL || ag_flow_redirect_allowed(rq, back) != AG_OK)
         back = "/";

@@ -254,6 +254,17 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->sub = dup_or_null(claim_str(claims, cfg->user_id_claim));
+    if (s->sub == NULL)
+        s->sub = dup_or_null(claim_str(claims, "sub"));
+    s->email = dup_or_null(claim_str(claims, cfg->oidc_email_claim));
+    s->preferred_username = dup_or_null(claim_str(claims, "preferred_username"));
+    return groups_from(claims, cfg->oidc_groups_claim, &s->groups);
+}
+
 /* Build the session from the verified ID token claims (and userinfo when the token lacks the email). */
 static enum ag_rc session_from_claims(struct ag_request *rq, json_t *claims, struct ag_token_response *tr,
                                       struct ag_session *s, const char **why)
@@ -282,13 +293,7 @@ static enum ag_rc session_from_claims(struct ag_request *rq, json_t *claims, str
         *why = "email address not verified";
         return AG_ERR_DENIED;
     }
-    memset(s, 0, sizeof(*s));
-    s->sub = dup_or_null(claim_str(claims, cfg->user_id_claim));
-    if (s->sub == NULL)
-        s->sub = dup_or_null(claim_str(claims, "sub"));
-    s->email = dup_or_null(claim_str(claims, cfg->oidc_email_claim));
-    s->preferred_username = dup_or_null(claim_str(claims, "preferred_username"));
-    rc = groups_from(claims, cfg->oidc_groups_claim, &s->groups);
+    rc = ag_flow_identity(cfg, claims, s);
     if (rc != AG_OK)
         return rc;
     s->access_token = tr->access_token;

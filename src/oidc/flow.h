@@ -6,7 +6,10 @@
 #ifndef AG_OIDC_FLOW_H
 #define AG_OIDC_FLOW_H
 
+#include <jansson.h>
+
 #include "response.h"
+#include "session/session.h"
 
 /* Fill reply with a 302 to the provider that returns to `rd` (already validated) after login. */
 enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply *reply);
@@ -22,5 +25,9 @@ const char *ag_flow_redirect_target(struct ag_request *rq);
 
 /* Whether target may be redirected to: --whitelist-domain, relative paths, or this request's own host. */
 enum ag_rc ag_flow_redirect_allowed(struct ag_request *rq, const char *target);
+
+/* Who a verified token's claims name (--user-id-claim, --oidc-email-claim, preferred_username,
+ * --oidc-groups-claim) into the identity fields of *s (cleared first; free with ag_session_clear()). */
+enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s);
 
 #endif

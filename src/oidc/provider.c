@@ -495,8 +495,8 @@ out:
     pthread_mutex_unlock(&p->refetch_lock);
 }
 
-enum ag_rc ag_provider_verify_id_token(struct ag_provider *p, const char *token, const char *nonce,
-                                       int64_t now, json_t **claims, enum ag_jwt_result *why)
+static enum ag_rc verify(struct ag_provider *p, const char *token, const char *nonce, bool access,
+                         int64_t now, json_t **claims, enum ag_jwt_result *why)
 {
     const struct ag_provider_meta *m;
     struct ag_jwt_expect ex;
@@ -520,9 +520,12 @@ enum ag_rc ag_provider_verify_id_token(struct ag_provider *p, const char *token,
                                 .algs = (const char *const *)p->algs,
                                 .nalgs = p->nalgs,
                                 .nonce = nonce,
-                                .client_id = p->client_id,
+                                /* azp names our client in ID tokens; in an access token it names whichever
+                                 * client asked for it */
+                                .client_id = access ? NULL : p->client_id,
                                 .now = now,
-                                .skew_s = AG_PROVIDER_SKEW_S};
+                                .skew_s = AG_PROVIDER_SKEW_S,
+                                .access_token = access};
     len = strlen(token);
     set = jwks_get(p);
     res = ag_jwt_verify(token, len, set, &ex, claims);
@@ -538,6 +541,18 @@ out:
     if (why)
         *why = res;
     return rc;
+}
+
+enum ag_rc ag_provider_verify_id_token(struct ag_provider *p, const char *token, const char *nonce,
+                                       int64_t now, json_t **claims, enum ag_jwt_result *why)
+{
+    return verify(p, token, nonce, false, now, claims, why);
+}
+
+enum ag_rc ag_provider_verify_access_token(struct ag_provider *p, const char *token, int64_t now,
+                                           json_t **claims, enum ag_jwt_result *why)
+{
+    return verify(p, token, NULL, true, now, claims, why);
 }
 
 /* The client secret as of now: client_secret_file is read again on each use so a rotated secret

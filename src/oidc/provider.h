@@ -70,6 +70,11 @@ const struct ag_provider_meta *ag_provider_meta(struct ag_provider *p);
 enum ag_rc ag_provider_verify_id_token(struct ag_provider *p, const char *token, const char *nonce,
                                        int64_t now, json_t **claims, enum ag_jwt_result *why);
 
+/* The same for a bearer JWT access token (--skip-jwt-bearer-tokens): the provider's issuer, the same
+ * audiences and algs, no nonce or azp, and typ may be RFC 9068 "at+jwt". */
+enum ag_rc ag_provider_verify_access_token(struct ag_provider *p, const char *token, int64_t now,
+                                           json_t **claims, enum ag_jwt_result *why);
+
 /* A token endpoint answer. All strings are owned (NULL when absent); release with
  * ag_token_response_clear(). */
 struct ag_token_response {

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+// --skip-jwt-bearer-tokens: programs bring JWT access tokens (client credentials at the real provider,
+// RFC 9068 "at+jwt") instead of a session. Valid tokens pass with identity headers; forged ones (alg
+// none, HS256 with the provider's public key as the secret, tampered payload, another key, wrong
+// audience, expired) get RFC 6750 answers; the provider's key rotation needs no restart.
+
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+
+import { startProvider, startRedis, stopAll } from './harness.js';
+import { request } from './login.js';
+import { b64url, decodeJwt, signJwt, tokenRequest } from './oidc.js';
+import { browserLogin, startGate } from './stack.js';
+
+after(stopAll);
+
+let redis;
+let op;
+let disco;
+let A; // email_domains "*": machine tokens pass
+let B; // email_domains example.com: machine tokens (no email) are refused; no login fallback
+
+const machineToken = async (params = {}) => {
+  const r = await tokenRequest(disco.token_endpoint, { grant_type: 'client_credentials', scope: 'api:read', ...params },
+    { clientId: 'api-client', clientSecret: 'api-secret' });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  return r.json.access_token;
+};
+const bearer = (t) => ({ authorization: `Bearer ${t}` });
+const challenge = (r) => r.headers.get('www-authenticate') ?? '';
+
+before(async () => {
+  [redis, op] = await Promise.all([startRedis(), startProvider()]);
+  disco = await op.discovery();
+  const common = { skip_jwt_bearer_tokens: true, oidc_extra_audiences: ['urn:authgate:api'], pass_access_token: true };
+  [A, B] = await Promise.all([
+    startGate({ op, redis, config: { ...common, email_domains: ['*'] } }),
+    startGate({ op, redis, config: { ...common, bearer_token_login_fallback: false } }),
+  ]);
+});
+
+describe('valid bearer tokens', () => {
+  test('a client-credentials JWT (at+jwt) passes the check and /oauth2/auth with identity headers', async () => {
+    const t = await machineToken();
+    assert.equal(decodeJwt(t).header.typ, 'at+jwt');
+    const c = await request(`${A.base}/api/items`, { headers: bearer(t) });
+    assert.equal(c.status, 200);
+    assert.equal(await c.text(), 'Authenticated');
+    assert.equal(c.headers.get('x-auth-request-user'), 'api-client');
+    assert.equal(c.headers.get('x-auth-request-access-token'), t);
+    const a = await request(`${A.base}/oauth2/auth`, { headers: bearer(t) });
+    assert.equal(a.status, 202);
+    assert.equal(a.headers.get('x-auth-request-user'), 'api-client');
+    assert.equal(a.headers.getSetCookie().length, 0, 'no session is created for a token');
+  });
+
+  test('the JWT as the password of Basic auth is accepted too (as oauth2-proxy does)', async () => {
+    const t = await machineToken();
+    const basic = `Basic ${Buffer.from(`anything:${t}`).toString('base64')}`;
+    assert.equal((await request(`${A.base}/oauth2/auth`, { headers: { authorization: basic } })).status, 202);
+  });
+
+  test('a token without an email is refused where email domains are restricted: 403 insufficient_scope', async () => {
+    const r = await request(`${B.base}/oauth2/auth`, { headers: bearer(await machineToken()) });
+    assert.equal(r.status, 403);
+    assert.match(challenge(r), /^Bearer error="insufficient_scope"/);
+  });
+
+  test('after the provider rotates its key, new tokens verify without a restart', async () => {
+    await op.rotate();
+    const t = await machineToken();
+    assert.equal((await request(`${A.base}/oauth2/auth`, { headers: bearer(t) })).status, 202);
+  });
+});
+
+describe('refused bearer tokens', () => {
+  let good;
+  before(async () => { good = await machineToken(); });
+
+  const forged = async () => {
+    const { header, payload } = decodeJwt(good);
+    const jwk = (await op.jwks()).keys.find((k) => k.kid === header.kid);
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const [h, , s] = good.split('.');
+    return {
+      'alg none': signJwt(payload, { alg: 'none', kid: header.kid, header: { typ: 'at+jwt' } }),
+      'HS256 with the public key as secret': signJwt(payload, {
+        alg: 'HS256', kid: header.kid, key: Buffer.from(JSON.stringify(jwk)), header: { typ: 'at+jwt' },
+      }),
+      'tampered payload': `${h}.${b64url(JSON.stringify({ ...payload, sub: 'admin' }))}.${s}`,
+      'another key, same kid': signJwt(payload, { alg: 'RS256', kid: header.kid, key: privateKey }),
+      'unknown kid': signJwt(payload, { alg: 'RS256', kid: 'no-such-kid', key: privateKey }),
+      'expired': signJwt({ ...payload, exp: 1000 }, { alg: 'RS256', kid: header.kid, key: privateKey }),
+      'two segments': `${h}.${b64url(JSON.stringify(payload))}`,
+      'garbage': 'not-a-jwt',
+    };
+  };
+
+  test('forged or broken tokens: 401 invalid_token for programs, never a 2xx', async () => {
+    for (const [name, t] of Object.entries(await forged())) {
+      const a = await request(`${A.base}/oauth2/auth`, { headers: bearer(t) });
+      assert.equal(a.status, 401, `${name}: /oauth2/auth -> ${a.status}`);
+      assert.match(challenge(a), /^Bearer error="invalid_token", error_description="[^"]+"$/, name);
+      assert.ok(!challenge(a).includes(t.slice(0, 20)), `${name}: the token is never echoed`);
+      const c = await request(`${A.base}/api/items`, { headers: { ...bearer(t), accept: 'application/json' } });
+      assert.equal(c.status, 401, `${name}: check -> ${c.status}`);
+    }
+  });
+
+  test('a token for another audience (resource) is refused', async () => {
+    const t = await machineToken({ resource: 'https://api.example.test/' });
+    const r = await request(`${A.base}/oauth2/auth`, { headers: bearer(t) });
+    assert.equal(r.status, 401);
+    assert.match(challenge(r), /wrong audience/);
+  });
+
+  test('with bearer_token_login_fallback = false an invalid token is a 403, not a login', async () => {
+    const r = await request(`${B.base}/app`, { headers: { ...bearer('not-a-jwt'), accept: 'text/html' } });
+    assert.equal(r.status, 403);
+    assert.match(challenge(r), /^Bearer error="invalid_token"/);
+  });
+
+  test('with the fallback (default) a browser with a broken token still gets the login', async () => {
+    const r = await request(`${A.base}/app`, { headers: { ...bearer('not-a-jwt'), accept: 'text/html' } });
+    assert.equal(r.status, 403);
+    assert.match(await r.text(), /Sign in/);
+    // and a valid session still works next to a broken token
+    const s = await browserLogin(`${A.base}/oauth2/start?rd=%2F`);
+    assert.equal(s.status, 302);
+    const ok = await request(`${A.base}/oauth2/auth`, { jar: s.jar, headers: bearer('not-a-jwt') });
+    assert.equal(ok.status, 202);
+  });
+
+  test('a token naming no accepted audience is refused whatever key signed it', async () => {
+    const s = await browserLogin(`${A.base}/oauth2/start?rd=%2F`);
+    const ui = await request(`${A.base}/oauth2/auth`, { jar: s.jar });
+    assert.equal(ui.status, 202);
+    // a JWT with typ "JWT" from the provider for our client id is accepted (an ID token is a JWT for us) ...
+    // ... but a token naming no accepted audience never is, whatever its signature.
+    const { header, payload } = decodeJwt(await machineToken());
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const other = signJwt({ ...payload, aud: 'someone-else' }, { alg: 'RS256', kid: header.kid, key: privateKey });
+    assert.equal((await request(`${A.base}/oauth2/auth`, { headers: bearer(other) })).status, 401);
+  });
+});
+
+test('every authgate exits cleanly on SIGTERM, without sanitizer reports', async () => {
+  await A.stop();
+  await B.stop();
+});
