@@ -1406,7 +1406,8 @@ END_TEST
 START_TEST(planned_refused)
 {
     struct run r;
-    const char *flags[] = {"--extra-jwt-issuers=https://other.example=aud", "--pass-authorization-header", NULL};
+    const char *flags[] = {"--extra-jwt-issuers=https://other.example=aud", "--pass-authorization-header",
+                           NULL};
     /* Setting a planned option to its default value is still setting it. */
     const char *env[] = {"OAUTH2_PROXY_PASS_HOST_HEADER=true", "AUTHGATE_INTROSPECTION_CACHE_TTL=5m", NULL};
 
@@ -1926,9 +1927,8 @@ START_TEST(cross_planned_alone)
 
     load_file(&r, BASE, flags, NULL);
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
-    assert_has(r.err,
-               "authgate: config: flag --introspection-url: introspection_url: not supported "
-               "yet in authgate 0.1 (planned)\n");
+    assert_has(r.err, "authgate: config: flag --introspection-url: introspection_url: not supported "
+                      "yet in authgate 0.1 (planned)\n");
     ck_assert_uint_eq(count_lines(r.err), 1);
     run_free(&r);
     load_file(&r, BASE, flags_false, NULL); /* explicitly empty means "off": accepted */
