@@ -51,6 +51,59 @@ static enum ag_rc parse_upstreams(struct ag_app *app, const struct ag_config *cf
     return AG_OK;
 }
 
+/* --extra-jwt-issuers=issuer=audience: each a provider of its own (discovery, JWKS), used only to
+ * verify bearer tokens, built from a copy of the config naming that issuer and audience. */
+static enum ag_rc extra_issuers(struct ag_app *app, const struct ag_config *cfg, char *err, size_t errlen)
+{
+    enum ag_rc rc = AG_OK;
+
+    if (cfg->extra_jwt_issuers.n == 0)
+        return AG_OK;
+    app->extra = calloc(cfg->extra_jwt_issuers.n, sizeof(*app->extra));
+    if (app->extra == NULL)
+        return AG_ERR_NOMEM;
+    for (size_t i = 0; i < cfg->extra_jwt_issuers.n && rc == AG_OK; i++) {
+        const char *entry = cfg->extra_jwt_issuers.v[i], *eq = strrchr(entry, '=');
+        struct ag_config one = *cfg;
+        char *issuer = eq ? strndup(entry, (size_t)(eq - entry)) : NULL;
+        if (issuer == NULL) {
+            snprintf(err, errlen, "extra_jwt_issuers: \"%.100s\": expected issuer=audience", entry);
+            return eq ? AG_ERR_NOMEM : AG_ERR_INVALID;
+        }
+        one.oidc_issuer_url = issuer;
+        one.client_id = (char *)(eq + 1);
+        one.client_secret.value = NULL;
+        one.client_secret.file = NULL;
+        one.skip_oidc_discovery = false;
+        one.oidc_extra_audiences.n = 0;
+        one.oidc_extra_audiences.v = NULL;
+        rc = ag_provider_new(&one, &app->extra[app->nextra], err, errlen);
+        free(issuer);
+        if (rc == AG_OK) {
+            app->nextra++;
+            rc = ag_provider_start(app->extra[app->nextra - 1]);
+        }
+    }
+    return rc;
+}
+
+struct ag_provider *ag_app_issuer(struct ag_app *app, const char *iss)
+{
+    const struct ag_provider_meta *m;
+
+    if (iss == NULL)
+        return NULL;
+    m = app->provider ? ag_provider_meta(app->provider) : NULL;
+    if (m != NULL && strcmp(m->issuer, iss) == 0)
+        return app->provider;
+    for (size_t i = 0; i < app->nextra; i++) {
+        m = ag_provider_meta(app->extra[i]);
+        if (m != NULL && strcmp(m->issuer, iss) == 0)
+            return app->extra[i];
+    }
+    return NULL;
+}
+
 enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *err, size_t errlen)
 {
     unsigned char secret[32];
@@ -107,6 +160,9 @@ enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *er
         snprintf(err, errlen, "cannot start the provider discovery thread");
         goto fail;
     }
+    rc = extra_issuers(app, cfg, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
     return AG_OK;
 fail:
     ag_app_fini(app);
@@ -115,6 +171,11 @@ fail:
 
 void ag_app_fini(struct ag_app *app)
 {
+    for (size_t i = 0; i < app->nextra; i++)
+        ag_provider_free(app->extra[i]);
+    free(app->extra);
+    app->extra = NULL;
+    app->nextra = 0;
     ag_provider_free(app->provider);
     ag_redis_free(app->redis);
     ag_policy_free(app->policy);

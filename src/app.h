@@ -26,6 +26,8 @@ struct ag_app {
     unsigned char csrf_key[32];   /* seals the CSRF cookie */
     struct ag_redis *redis;       /* NULL only in tests that need no sessions */
     struct ag_provider *provider; /* NULL only in tests that need no login */
+    struct ag_provider **extra;   /* --extra-jwt-issuers: bearer tokens only */
+    size_t nextra;
     struct ag_whitelist *whitelist;
     struct ag_cidrs *trusted;    /* peers whose X-Forwarded-* we believe */
     struct ag_policy *policy;    /* who may log in */
@@ -41,6 +43,9 @@ enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *er
 
 /* Release everything ag_app_init() built (safe on a zeroed or half-built app). */
 void ag_app_fini(struct ag_app *app);
+
+/* The provider whose issuer is exactly `iss` (the login provider or an --extra-jwt-issuers one), or NULL. */
+struct ag_provider *ag_app_issuer(struct ag_app *app, const char *iss);
 
 /* Ready to serve logins: the provider has been discovered and Redis answers. */
 bool ag_app_ready(struct ag_app *app);

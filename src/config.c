@@ -239,7 +239,7 @@ const struct ag_option ag_options[] = {
     /* API tokens */
     AG_OPT(skip_jwt_bearer_tokens, "skip-jwt-bearer-tokens", AG_OPT_BOOL, "false", NULL, 0, 0, 0,
            "API tokens", "accept requests with a verified JWT bearer token without a session"),
-    AG_OPT(extra_jwt_issuers, "extra-jwt-issuers", AG_OPT_LIST, NULL, NULL, 0, 0, AG_P, "API tokens",
+    AG_OPT(extra_jwt_issuers, "extra-jwt-issuers", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "API tokens",
            "issuer=audience pairs of other IdPs whose bearer tokens are accepted"),
     AG_OPT(bearer_token_login_fallback, "bearer-token-login-fallback", AG_OPT_BOOL, "true", NULL, 0, 0, 0,
            "API tokens", "when a bearer token is invalid, fall back to the login flow instead of 403"),
@@ -2330,6 +2330,15 @@ static void ag_check(struct ag_load *ld)
             "invalid URL %s, expected redis://[user:password@]host[:port][/db] or unix:///path (rediss:// is "
             "not supported by this build)",
             ag_show(cfg->redis_connection_url, shown, sizeof(shown)));
+
+    /* --extra-jwt-issuers: issuer=audience, the issuer an http(s) URL. */
+    for (size_t e = 0; e < cfg->extra_jwt_issuers.n; e++) {
+        const char *v = cfg->extra_jwt_issuers.v[e], *eq = strrchr(v, '=');
+        if (eq == NULL || eq[1] == '\0' || !ag_is_url(v))
+            ag_err(ld, ag_where(cfg, ag_idx("extra_jwt_issuers")), "extra_jwt_issuers",
+                   "invalid entry %s, expected issuer=audience like https://issuer.example=my-api",
+                   ag_show(v, shown, sizeof(shown)));
+    }
 
     /* Upstreams: this release answers checks itself (static://CODE); proxying to http(s) is planned. */
     for (size_t u = 0; u < cfg->upstreams.n; u++) {

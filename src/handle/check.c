@@ -86,6 +86,26 @@ static const char *bearer_token(struct ag_request *rq)
     return colon != NULL && strchr(colon + 1, '.') != NULL ? ag_request_strdup(rq, colon + 1) : NULL;
 }
 
+/* Which provider vouches for the token: the one whose issuer its (not yet verified) iss names, so that
+ * verification then checks iss, audience and signature against that provider only. Unknown issuers go to
+ * the login provider, which refuses them as "wrong issuer". */
+static struct ag_provider *token_issuer(struct ag_request *rq, const char *token)
+{
+    const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    unsigned char payload[AG_JWT_MAX_LEN];
+    struct ag_provider *p = NULL;
+    size_t n = 0;
+    json_t *o;
+
+    if (rq->app->nextra == 0 || dot2 == NULL ||
+        ag_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, sizeof(payload), &n) != AG_OK)
+        return rq->app->provider;
+    o = json_loadb((const char *)payload, n, 0, NULL);
+    p = ag_app_issuer(rq->app, json_string_value(json_object_get(o, "iss")));
+    json_decref(o);
+    return p ? p : rq->app->provider;
+}
+
 /* RFC 6750 section 3: the challenge for a refused token. The description is our own fixed text. */
 static void bearer_challenge(struct ag_request *rq, struct ag_reply *reply, const char *error,
                              const char *desc)
@@ -113,7 +133,7 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
     token = bearer_token(rq);
     if (token == NULL)
         return AG_ERR_NOT_FOUND;
-    rc = ag_provider_verify_access_token(rq->app->provider, token, (int64_t)time(NULL), &claims, &jr);
+    rc = ag_provider_verify_access_token(token_issuer(rq, token), token, (int64_t)time(NULL), &claims, &jr);
     if (rc == AG_ERR_UNAVAILABLE)
         return rc;
     if (rc != AG_OK) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
-import { startProvider, startRedis, stopAll } from './harness.js';
+import { startProvider, startRedis, stopAll, waitFor } from './harness.js';
 import { request } from './login.js';
 import { b64url, decodeJwt, signJwt, tokenRequest } from './oidc.js';
 import { browserLogin, startGate } from './stack.js';
@@ -142,6 +142,51 @@ describe('refused bearer tokens', () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const other = signJwt({ ...payload, aud: 'someone-else' }, { alg: 'RS256', kid: header.kid, key: privateKey });
     assert.equal((await request(`${A.base}/oauth2/auth`, { headers: bearer(other) })).status, 401);
+  });
+});
+
+describe('--extra-jwt-issuers', () => {
+  let op2;
+  let C;
+  before(async () => {
+    op2 = await startProvider();
+    C = await startGate({
+      op, redis, config: { skip_jwt_bearer_tokens: true, email_domains: ['*'], extra_jwt_issuers: [`${op2.issuer}=urn:authgate:api`] },
+    });
+  });
+  after(async () => { await C?.stop(); await op2?.stop(); });
+
+  const tokenFrom = async (provider, params = {}) => {
+    const d = await provider.discovery();
+    const r = await tokenRequest(d.token_endpoint, { grant_type: 'client_credentials', scope: 'api:read', ...params },
+      { clientId: 'api-client', clientSecret: 'api-secret' });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    return r.json.access_token;
+  };
+
+  test('a token of the extra issuer for its audience passes; the login issuer still needs its own audiences', async () => {
+    const t2 = await tokenFrom(op2);
+    await waitFor(async () => (await request(`${C.base}/oauth2/auth`, { headers: bearer(t2) })).status === 202,
+      { timeoutMs: 10000, what: 'the extra issuer to be discovered and its token accepted' });
+    const ok = await request(`${C.base}/api/x`, { headers: bearer(t2) });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('x-auth-request-user'), 'api-client');
+    // the same audience from the login provider is not one of ITS accepted audiences here
+    const t1 = await tokenFrom(op);
+    const r1 = await request(`${C.base}/oauth2/auth`, { headers: bearer(t1) });
+    assert.equal(r1.status, 401);
+    assert.match(challenge(r1), /wrong audience/);
+    // the extra issuer's token for another audience is refused
+    const other = await tokenFrom(op2, { resource: 'https://api.example.test/' });
+    assert.equal((await request(`${C.base}/oauth2/auth`, { headers: bearer(other) })).status, 401);
+  });
+
+  test('a token claiming the extra issuer but signed by the login provider is refused', async () => {
+    // iss routes the token to the extra issuer's keys: the login provider's signature does not verify there
+    const { header, payload } = decodeJwt(await tokenFrom(op));
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const fake = signJwt({ ...payload, iss: op2.issuer }, { alg: 'RS256', kid: header.kid, key: privateKey });
+    assert.equal((await request(`${C.base}/oauth2/auth`, { headers: bearer(fake) })).status, 401);
   });
 });
 

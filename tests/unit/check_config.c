@@ -1406,8 +1406,7 @@ END_TEST
 START_TEST(planned_refused)
 {
     struct run r;
-    const char *flags[] = {"--extra-jwt-issuers=https://other.example=aud", "--pass-authorization-header",
-                           NULL};
+    const char *flags[] = {"--flush-interval=2s", "--pass-authorization-header", NULL};
     /* Setting a planned option to its default value is still setting it. */
     const char *env[] = {"OAUTH2_PROXY_PASS_HOST_HEADER=true", "AUTHGATE_INTROSPECTION_CACHE_TTL=5m", NULL};
 
@@ -1417,7 +1416,7 @@ START_TEST(planned_refused)
               flags, env);
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
     assert_error_lines(r.err);
-    assert_has(r.err, "authgate: config: flag --extra-jwt-issuers: extra_jwt_issuers: not supported yet in "
+    assert_has(r.err, "authgate: config: flag --flush-interval: flush_interval: not supported yet in "
                       "authgate 0.1 (planned)");
     assert_has(r.err, "flag --pass-authorization-header: pass_authorization_header: not supported yet");
     assert_has(r.err, "env OAUTH2_PROXY_PASS_HOST_HEADER: pass_host_header: not supported yet");
@@ -1513,6 +1512,7 @@ START_TEST(table_planned)
         "backend_logout_url",
         "skip_jwt_bearer_tokens",
         "bearer_token_login_fallback",
+        "extra_jwt_issuers",
     };
     static const char *const planned[] = {
         "https_address",
@@ -1529,7 +1529,6 @@ START_TEST(table_planned)
         "ssl_upstream_insecure_skip_verify",
         "pass_authorization_header",
         "pass_user_headers",
-        "extra_jwt_issuers",
         "introspection_url",
         "introspection_cache_ttl",
     };
@@ -1937,6 +1936,28 @@ START_TEST(cross_planned_alone)
 }
 END_TEST
 
+START_TEST(cross_extra_jwt_issuers)
+{
+    struct run r;
+    const char *good[] = {"--extra-jwt-issuers=https://other.example/realms/x=my-api", NULL};
+    const char *bad[] = {"--extra-jwt-issuers=https://other.example", "--extra-jwt-issuers=other=aud",
+                         "--extra-jwt-issuers=https://x.example=", NULL};
+
+    load_file(&r, BASE, good, NULL);
+    ck_assert_int_eq(r.rc, AG_OK);
+    ck_assert_uint_eq(r.cfg->extra_jwt_issuers.n, 1);
+    run_free(&r);
+    load_file(&r, BASE, bad, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_has(r.err, "flag --extra-jwt-issuer");
+    assert_has(r.err, "extra_jwt_issuers: invalid entry \"https://other.example\", expected issuer=audience");
+    assert_has(r.err, "extra_jwt_issuers: invalid entry \"other=aud\"");
+    assert_has(r.err, "extra_jwt_issuers: invalid entry \"https://x.example=\"");
+    ck_assert_uint_eq(count_lines(r.err), 3);
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(authenticated_emails_file)
 {
     struct run r;
@@ -2149,6 +2170,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, cross_upstreams);
     tcase_add_test(tc, cross_check_path_prefix);
     tcase_add_test(tc, cross_planned_alone);
+    tcase_add_test(tc, cross_extra_jwt_issuers);
     tcase_add_test(tc, authenticated_emails_file);
     tcase_add_test(tc, effective_output);
     tcase_add_test(tc, help_output);
