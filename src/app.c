@@ -14,6 +14,7 @@
 #include "oidc/provider.h"
 #include "session/redis.h"
 #include "session/ticket.h"
+#include "token/cache.h"
 #include "util/crypto.h"
 
 static const char *const *list(const struct ag_strlist *l)
@@ -161,6 +162,8 @@ enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *er
         goto fail;
     }
     rc = extra_issuers(app, cfg, err, errlen);
+    if (rc == AG_OK && cfg->skip_jwt_bearer_tokens)
+        rc = ag_token_cache_new(&app->tokens);
     if (rc != AG_OK)
         goto fail;
     return AG_OK;
@@ -171,6 +174,8 @@ fail:
 
 void ag_app_fini(struct ag_app *app)
 {
+    ag_token_cache_free(app->tokens);
+    app->tokens = NULL;
     for (size_t i = 0; i < app->nextra; i++)
         ag_provider_free(app->extra[i]);
     free(app->extra);

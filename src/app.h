@@ -16,6 +16,7 @@ struct ag_whitelist;
 struct ag_cidrs;
 struct ag_policy;
 struct ag_rules;
+struct ag_token_cache;
 
 struct ag_app {
     const struct ag_config *cfg;
@@ -28,6 +29,7 @@ struct ag_app {
     struct ag_provider *provider; /* NULL only in tests that need no login */
     struct ag_provider **extra;   /* --extra-jwt-issuers: bearer tokens only */
     size_t nextra;
+    struct ag_token_cache *tokens; /* verified bearer tokens (with --skip-jwt-bearer-tokens) */
     struct ag_whitelist *whitelist;
     struct ag_cidrs *trusted;    /* peers whose X-Forwarded-* we believe */
     struct ag_policy *policy;    /* who may log in */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "oidc/flow.h"
 #include "oidc/provider.h"
+#include "token/cache.h"
 #include "util/b64.h"
 #include "session/web.h"
 
@@ -123,7 +124,10 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
 {
     const struct ag_config *cfg = rq->app->cfg;
     const char *token;
+    struct ag_provider *issuer;
+    struct ag_token_identity id = {0};
     json_t *claims = NULL;
+    int64_t now = (int64_t)time(NULL);
     enum ag_jwt_result jr = AG_JWT_OK;
     enum ag_rc rc;
 
@@ -133,18 +137,36 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
     token = bearer_token(rq);
     if (token == NULL)
         return AG_ERR_NOT_FOUND;
-    rc = ag_provider_verify_access_token(token_issuer(rq, token), token, (int64_t)time(NULL), &claims, &jr);
-    if (rc == AG_ERR_UNAVAILABLE)
-        return rc;
-    if (rc != AG_OK) {
-        *why = ag_jwt_result_str(jr);
-        ag_log_rq(AG_LOG_INFO, rq->request_id, "bearer token refused: %s", *why);
-        return AG_ERR_UNAUTHENTICATED;
+    issuer = token_issuer(rq, token);
+    if (ag_token_cache_get(rq->app->tokens, issuer, token, now, &id) != AG_OK) {
+        rc = ag_provider_verify_access_token(issuer, token, now, &claims, &jr);
+        if (rc == AG_ERR_UNAVAILABLE)
+            return rc;
+        if (rc != AG_OK) {
+            *why = ag_jwt_result_str(jr);
+            ag_log_rq(AG_LOG_INFO, rq->request_id, "bearer token refused: %s", *why);
+            return AG_ERR_UNAUTHENTICATED;
+        }
+        rc = ag_flow_identity(cfg, claims, s);
+        if (rc == AG_OK) {
+            id.sub = s->sub;
+            id.email = s->email;
+            id.preferred_username = s->preferred_username;
+            id.groups = s->groups;
+            ag_token_cache_put(rq->app->tokens, issuer, token,
+                               (int64_t)json_number_value(json_object_get(claims, "exp")), now, &id);
+            memset(&id, 0, sizeof(id)); /* borrowed from s */
+        }
+        json_decref(claims);
+        if (rc != AG_OK)
+            return rc;
+    } else {
+        /* a cache hit: the identity moves into s */
+        s->sub = id.sub;
+        s->email = id.email;
+        s->preferred_username = id.preferred_username;
+        s->groups = id.groups;
     }
-    rc = ag_flow_identity(cfg, claims, s);
-    json_decref(claims);
-    if (rc != AG_OK)
-        return rc;
     s->access_token = strdup(token);
     s->id_token = strdup(token);
     if (s->access_token == NULL || s->id_token == NULL)

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Verified-token cache: 4096 slots in 64 shards, each shard under its own mutex. */
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "token/cache.h"
+#include "util/crypto.h"
+
+#define SHARDS 64
+
+struct slot {
+    unsigned char hash[32];
+    const void *owner;
+    int64_t until; /* 0 = empty */
+    struct ag_token_identity id;
+};
+
+struct ag_token_cache {
+    pthread_mutex_t lock[SHARDS];
+    struct slot slots[AG_TOKEN_CACHE_SLOTS];
+};
+
+void ag_token_identity_clear(struct ag_token_identity *id)
+{
+    if (id == NULL)
+        return;
+    free(id->sub);
+    free(id->email);
+    free(id->preferred_username);
+    for (size_t i = 0; i < id->groups.n; i++)
+        free(id->groups.v[i]);
+    free(id->groups.v);
+    memset(id, 0, sizeof(*id));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static enum ag_rc copy_identity(const struct ag_token_identity *src, struct ag_token_identity *dst)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->sub = dup_or_null(src->sub);
+    dst->email = dup_or_null(src->email);
+    dst->preferred_username = dup_or_null(src->preferred_username);
+    if (src->groups.n > 0) {
+        dst->groups.v = calloc(src->groups.n, sizeof(char *));
+        if (dst->groups.v == NULL)
+            goto fail;
+        for (; dst->groups.n < src->groups.n; dst->groups.n++) {
+            dst->groups.v[dst->groups.n] = strdup(src->groups.v[dst->groups.n]);
+            if (dst->groups.v[dst->groups.n] == NULL)
+                goto fail;
+        }
+    }
+    if ((src->sub && !dst->sub) || (src->email && !dst->email) ||
+        (src->preferred_username && !dst->preferred_username))
+        goto fail;
+    return AG_OK;
+fail:
+    ag_token_identity_clear(dst);
+    return AG_ERR_NOMEM;
+}
+
+enum ag_rc ag_token_cache_new(struct ag_token_cache **out)
+{
+    struct ag_token_cache *c = calloc(1, sizeof(*c));
+    *out = NULL;
+    if (c == NULL)
+        return AG_ERR_NOMEM;
+    for (size_t i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&c->lock[i], NULL);
+    *out = c;
+    return AG_OK;
+}
+
+void ag_token_cache_free(struct ag_token_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < AG_TOKEN_CACHE_SLOTS; i++)
+        ag_token_identity_clear(&c->slots[i].id);
+    for (size_t i = 0; i < SHARDS; i++)
+        pthread_mutex_destroy(&c->lock[i]);
+    free(c);
+}
+
+/* The slot index from the hash; the shard is a function of the slot, so one lock covers it. */
+static size_t index_of(const unsigned char h[32])
+{
+    return ((size_t)h[0] << 8 | h[1]) % AG_TOKEN_CACHE_SLOTS;
+}
+
+enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const void *owner, const char *token, int64_t now,
+                              struct ag_token_identity *out)
+{
+    unsigned char h[32];
+    enum ag_rc rc = AG_ERR_NOT_FOUND;
+    size_t i;
+    struct slot *s;
+
+    if (c == NULL || ag_sha256(token, strlen(token), h) != AG_OK)
+        return AG_ERR_NOT_FOUND;
+    i = index_of(h);
+    s = &c->slots[i];
+    pthread_mutex_lock(&c->lock[i % SHARDS]);
+    if (s->until > now && s->owner == owner && CRYPTO_memcmp(s->hash, h, sizeof(h)) == 0)
+        rc = copy_identity(&s->id, out);
+    pthread_mutex_unlock(&c->lock[i % SHARDS]);
+    return rc == AG_OK ? AG_OK : AG_ERR_NOT_FOUND;
+}
+
+void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t exp,
+                        int64_t now, const struct ag_token_identity *id)
+{
+    unsigned char h[32];
+    struct ag_token_identity copy;
+    size_t i;
+    struct slot *s;
+
+    if (c == NULL || exp <= now || ag_sha256(token, strlen(token), h) != AG_OK ||
+        copy_identity(id, &copy) != AG_OK)
+        return;
+    i = index_of(h);
+    s = &c->slots[i];
+    pthread_mutex_lock(&c->lock[i % SHARDS]);
+    ag_token_identity_clear(&s->id);
+    memcpy(s->hash, h, sizeof(h));
+    s->owner = owner;
+    s->until = exp < now + AG_TOKEN_CACHE_TTL ? exp : now + AG_TOKEN_CACHE_TTL;
+    s->id = copy;
+    pthread_mutex_unlock(&c->lock[i % SHARDS]);
+}

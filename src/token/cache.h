@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * A bounded cache of verified bearer tokens, so a token used again costs a hash lookup instead of a
+ * signature check. Keyed by the SHA-256 of the token and the provider that verified it; an entry lives
+ * until the token's exp, and at most AG_TOKEN_CACHE_TTL seconds (so a key the provider withdraws stops
+ * counting soon). Fixed size, direct-mapped: a new token simply replaces the one in its slot. */
+#ifndef AG_TOKEN_CACHE_H
+#define AG_TOKEN_CACHE_H
+
+#include "config.h"
+
+#define AG_TOKEN_CACHE_SLOTS 4096
+#define AG_TOKEN_CACHE_TTL   300
+
+struct ag_token_cache;
+
+/* The identity a verified token names (owned by the caller after a hit; free with ag_token_identity_clear).
+ */
+struct ag_token_identity {
+    char *sub, *email, *preferred_username;
+    struct ag_strlist groups;
+};
+
+enum ag_rc ag_token_cache_new(struct ag_token_cache **out);
+void ag_token_cache_free(struct ag_token_cache *c);
+
+/* Look `token` up for verifier `owner` (any pointer naming who verified it) at time now. AG_OK with a
+ * copy of the identity in *out, or AG_ERR_NOT_FOUND. */
+enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const void *owner, const char *token, int64_t now,
+                              struct ag_token_identity *out);
+
+/* Remember a verified token until min(exp, now + AG_TOKEN_CACHE_TTL). Copies id. */
+void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t exp,
+                        int64_t now, const struct ag_token_identity *id);
+
+void ag_token_identity_clear(struct ag_token_identity *id);
+
+#endif
