@@ -7,6 +7,9 @@
 #   check     the Istio ext_authz path (--upstream=static://200) with the session cookie
 #   auth      /oauth2/auth (nginx auth_request, Caddy forward_auth) with the session cookie
 #   login302  an unauthenticated browser (302 to the provider, --skip-provider-button)
+#   bearer1k  bearer JWTs, 1,000 distinct valid tokens in rotation (the verified-token cache serves them)
+#   bearer10k bearer JWTs, 10,000 distinct tokens in rotation: more than the cache holds, so nearly every
+#             request verifies an RS256 signature
 # and prints requests/s, p50, p99 and the ratio to the ceiling measured in the same run (measured at the
 # start and at the end: these machines drift). Everything it starts, it stops.
 #   bench/run.sh [-d SECONDS] [-c CONNECTIONS]
@@ -72,7 +75,9 @@ client_id = "authgate"
 client_secret = "authgate-secret"
 cookie_secret = "$(openssl rand -base64 32)"
 cookie_secure = false
-email_domains = ["example.com"]
+email_domains = ["*"]
+skip_jwt_bearer_tokens = true
+oidc_extra_audiences = ["urn:authgate:api"]
 scope = "openid email profile groups"
 redis_connection_url = "redis://127.0.0.1:$redis_port/0"
 http_address = "127.0.0.1:$ag_port"
@@ -106,10 +111,23 @@ cookie=$(node bench/login-cookie.mjs "http://127.0.0.1:$ag_port" alice alice-pw)
 ag="http://127.0.0.1:$ag_port"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$ag/app")" = 200 ] || { echo "bench: the session does not work" >&2; exit 1; }
 
-# run NAME URL [COOKIE] -> prints "NAME rps p50 p99" (latencies in ms)
+node bench/tokens.mjs "$issuer" 1000 >"$tmp/tokens1k"
+node bench/tokens.mjs "$issuer" 10000 >"$tmp/tokens10k"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(head -1 "$tmp/tokens1k")" "$ag/api/items")" = 200 ] ||
+    { echo "bench: a bearer token is refused" >&2; exit 1; }
+
+# run NAME URL [COOKIE | lua:SCRIPT:TOKENFILE] -> prints "NAME rps p50 p99" (latencies in ms)
 run() {
     local name=$1 url=$2 hdr=() out rps p50 p99
-    [ -n "${3:-}" ] && hdr=(-H "Cookie: $3")
+    case "${3:-}" in
+    "") ;;
+    lua:*)
+        IFS=: read -r _ script tokens <<<"$3"
+        export AG_TOKENS=$tokens
+        hdr=(-s "$script")
+        ;;
+    *) hdr=(-H "Cookie: $3") ;;
+    esac
     wrk -t2 -c"$conns" -d2s "${hdr[@]}" "$url" >/dev/null 2>&1 # warm-up
     out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency "${hdr[@]}" "$url")
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
@@ -128,6 +146,8 @@ results+=("$(run ceiling-start "http://127.0.0.1:$nginx_port/")")
 results+=("$(run check "$ag/app" "$cookie")")
 results+=("$(run auth "$ag/oauth2/auth" "$cookie")")
 results+=("$(run login302 "$ag/app")")
+results+=("$(run bearer1k "$ag/api/items" "lua:bench/bearer.lua:$tmp/tokens1k")")
+results+=("$(run bearer10k "$ag/api/items" "lua:bench/bearer.lua:$tmp/tokens10k")")
 results+=("$(run ceiling-end "http://127.0.0.1:$nginx_port/")")
 # a lost session would look like a fast run (wrk counts 3xx as success): check it still answers 200
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$ag/app")" = 200 ] || { echo "bench: the session was lost during the run" >&2; exit 1; }
