@@ -293,7 +293,9 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
                              "The session store cannot be reached. Try again in a moment.");
     if (rc != AG_ERR_UNAUTHENTICATED)
         return rc;
-    if (ag_wants_json(rq)) {
+    if (ag_wants_json(rq) || brc == AG_ERR_UNAUTHENTICATED) {
+        /* A client that sent a bearer token is a program (browsers send none): with the fallback its
+         * session was tried, and without one it gets RFC 6750's answer, not a login page. */
         rc = ag_page_error(rq, reply, 401, "unauthorized", "authentication required");
         if (brc == AG_ERR_UNAUTHENTICATED)
             bearer_challenge(rq, reply, "invalid_token", why);

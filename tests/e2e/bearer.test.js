@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { startProvider, startRedis, stopAll, waitFor } from './harness.js';
 import { request } from './login.js';
 import { b64url, decodeJwt, signJwt, tokenRequest } from './oidc.js';
-import { browserLogin, startGate } from './stack.js';
+import { ISTIO_OAUTH2_PROXY_EXAMPLE, startEnvoyEmulator } from './envoy-emulator.js';
+import { browserLogin, startEcho, startGate } from './stack.js';
 
 after(stopAll);
 
@@ -121,10 +122,10 @@ describe('refused bearer tokens', () => {
     assert.match(challenge(r), /^Bearer error="invalid_token"/);
   });
 
-  test('with the fallback (default) a browser with a broken token still gets the login', async () => {
+  test('with the fallback (default) an invalid token falls back to the session, else 401 invalid_token', async () => {
     const r = await request(`${A.base}/app`, { headers: { ...bearer('not-a-jwt'), accept: 'text/html' } });
-    assert.equal(r.status, 403);
-    assert.match(await r.text(), /Sign in/);
+    assert.equal(r.status, 401);
+    assert.match(challenge(r), /^Bearer error="invalid_token"/);
     // and a valid session still works next to a broken token
     const s = await browserLogin(`${A.base}/oauth2/start?rd=%2F`);
     assert.equal(s.status, 302);
@@ -187,6 +188,37 @@ describe('--extra-jwt-issuers', () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const fake = signJwt({ ...payload, iss: op2.issuer }, { alg: 'RS256', kid: header.kid, key: privateKey });
     assert.equal((await request(`${C.base}/oauth2/auth`, { headers: bearer(fake) })).status, 401);
+  });
+});
+
+describe('bearer tokens through the Envoy ext_authz emulator (Istio example configuration)', () => {
+  let echo;
+  let envoy;
+  before(async () => {
+    echo = await startEcho();
+    envoy = await startEnvoyEmulator({ upstream: echo.url, ...ISTIO_OAUTH2_PROXY_EXAMPLE, authz: A.base });
+    envoy.authz = A.base;
+  });
+  after(async () => { await envoy?.stop(); await echo?.stop(); });
+
+  test('a client-credentials token reaches the upstream with authgate\'s identity headers', async () => {
+    const t = await machineToken();
+    const r = await request(`${envoy.url}/api/items?page=2`, {
+      headers: { ...bearer(t), 'x-auth-request-user': 'mallory' },
+    });
+    assert.equal(r.status, 200);
+    const seen = await r.json();
+    assert.equal(seen.url, '/api/items?page=2');
+    assert.deepEqual(seen.headers['x-auth-request-user'], ['api-client']);
+    assert.deepEqual(seen.headers.authorization, [`Bearer ${t}`]);
+  });
+
+  test('an invalid token gets 401 with the RFC 6750 header, and nothing reaches the upstream', async () => {
+    const before = echo.requests.length;
+    const r = await request(`${envoy.url}/api/items`, { headers: { ...bearer('eyJhbGciOiJub25lIn0.e30.'), accept: 'application/json' } });
+    assert.equal(r.status, 401);
+    assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/);
+    assert.equal(echo.requests.length, before);
   });
 });
 
