@@ -243,9 +243,9 @@ const struct ag_option ag_options[] = {
            "issuer=audience pairs of other IdPs whose bearer tokens are accepted"),
     AG_OPT(bearer_token_login_fallback, "bearer-token-login-fallback", AG_OPT_BOOL, "true", NULL, 0, 0, 0,
            "API tokens", "when a bearer token is invalid, fall back to the login flow instead of 403"),
-    AG_OPT(introspection_url, "introspection-url", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "API tokens",
+    AG_OPT(introspection_url, "introspection-url", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "API tokens",
            "RFC 7662 endpoint for opaque bearer tokens"),
-    AG_OPT(introspection_cache_ttl, "introspection-cache-ttl", AG_OPT_DURATION, "5m", NULL, 0, 0, AG_P,
+    AG_OPT(introspection_cache_ttl, "introspection-cache-ttl", AG_OPT_DURATION, "5m", NULL, 0, 0, 0,
            "API tokens", "how long an introspection result is cached"),
 };
 
@@ -2287,8 +2287,8 @@ static void ag_check(struct ag_load *ld)
         }
     }
     {
-        static const char *const urls[] = {"oidc_issuer_url", "login_url", "redeem_url", "oidc_jwks_url",
-                                           "backend_logout_url"};
+        static const char *const urls[] = {"oidc_issuer_url", "login_url",          "redeem_url",
+                                           "oidc_jwks_url",   "backend_logout_url", "introspection_url"};
         for (size_t u = 0; u < AG_ARRAY_LEN(urls); u++) {
             const char *val = *AG_FIELD(cfg, ag_idx(urls[u]), char *);
             if (val[0] != '\0' && !ag_is_url(val))

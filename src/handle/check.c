@@ -107,6 +107,95 @@ static struct ag_provider *token_issuer(struct ag_request *rq, const char *token
     return p ? p : rq->app->provider;
 }
 
+/* A token that is not a compact JWS (three dot-separated parts) is opaque: only introspection can judge it.
+ */
+static bool is_opaque(const char *token)
+{
+    const char *d1 = strchr(token, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    return d2 == NULL || strchr(d2 + 1, '.') != NULL;
+}
+
+static bool has_audience(const struct ag_config *cfg, const char *aud)
+{
+    if (strcmp(aud, cfg->client_id) == 0)
+        return true;
+    for (size_t i = 0; i < cfg->oidc_extra_audiences.n; i++)
+        if (strcmp(aud, cfg->oidc_extra_audiences.v[i]) == 0)
+            return true;
+    return false;
+}
+
+/* RFC 7662 introspection of an opaque token at --introspection-url, as our client. The answer must say
+ * active, not be past exp, name our provider as issuer and one of our audiences when it names any. An
+ * accepted answer is cached under (token hash, introspection URL) until exp, at most
+ * --introspection-cache-ttl; refusals are not cached. */
+static enum ag_rc introspect(struct ag_request *rq, const char *token, int64_t now, struct ag_session *s,
+                             const char **why)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    const void *owner = cfg->introspection_url; /* the URL is part of the cache key */
+    const struct ag_provider_meta *m = ag_provider_meta(rq->app->provider);
+    struct ag_token_identity id = {0};
+    json_t *doc = NULL, *v;
+    int64_t until;
+    enum ag_rc rc;
+
+    if (ag_token_cache_get(rq->app->tokens, owner, token, now, &id) == AG_OK) {
+        s->sub = id.sub;
+        s->email = id.email;
+        s->preferred_username = id.preferred_username;
+        s->groups = id.groups;
+        return AG_OK;
+    }
+    rc = ag_provider_introspect(rq->app->provider, cfg->introspection_url, token, &doc);
+    if (rc == AG_ERR_UNAVAILABLE)
+        return rc;
+    rc = AG_ERR_UNAUTHENTICATED;
+    *why = "introspection failed";
+    if (doc == NULL)
+        goto out;
+    *why = "token is not active";
+    if (!json_is_true(json_object_get(doc, "active")))
+        goto out;
+    v = json_object_get(doc, "exp");
+    *why = "token expired";
+    if (json_is_number(v) && json_number_value(v) <= (double)now)
+        goto out;
+    until = json_is_number(v) ? (int64_t)json_number_value(v) : now + cfg->introspection_cache_ttl / 1000;
+    if (until > now + cfg->introspection_cache_ttl / 1000)
+        until = now + cfg->introspection_cache_ttl / 1000;
+    v = json_object_get(doc, "iss");
+    *why = "wrong issuer";
+    if (v != NULL && (!json_is_string(v) || m == NULL || strcmp(json_string_value(v), m->issuer) != 0))
+        goto out;
+    v = json_object_get(doc, "aud");
+    *why = "wrong audience";
+    if (json_is_string(v) && !has_audience(cfg, json_string_value(v)))
+        goto out;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *a;
+        bool ok = false;
+        json_array_foreach(v, i, a) ok = ok || (json_is_string(a) && has_audience(cfg, json_string_value(a)));
+        if (!ok)
+            goto out;
+    }
+    rc = ag_flow_identity(cfg, doc, s);
+    if (rc != AG_OK)
+        goto out;
+    id.sub = s->sub;
+    id.email = s->email;
+    id.preferred_username = s->preferred_username;
+    id.groups = s->groups;
+    ag_token_cache_put(rq->app->tokens, owner, token, until, now, &id);
+    *why = "ok";
+out:
+    if (rc == AG_ERR_UNAUTHENTICATED)
+        ag_log_rq(AG_LOG_INFO, rq->request_id, "opaque bearer token refused: %s", *why);
+    json_decref(doc);
+    return rc;
+}
+
 /* RFC 6750 section 3: the challenge for a refused token. The description is our own fixed text. */
 static void bearer_challenge(struct ag_request *rq, struct ag_reply *reply, const char *error,
                              const char *desc)
@@ -137,6 +226,14 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
     token = bearer_token(rq);
     if (token == NULL)
         return AG_ERR_NOT_FOUND;
+    if (is_opaque(token)) {
+        rc = cfg->introspection_url[0] != '\0' ? introspect(rq, token, now, s, why) : AG_ERR_UNAUTHENTICATED;
+        if (rc == AG_ERR_UNAUTHENTICATED && cfg->introspection_url[0] == '\0')
+            *why = "not a JWT";
+        if (rc != AG_OK)
+            return rc;
+        goto policy;
+    }
     issuer = token_issuer(rq, token);
     if (ag_token_cache_get(rq->app->tokens, issuer, token, now, &id) != AG_OK) {
         rc = ag_provider_verify_access_token(issuer, token, now, &claims, &jr);
@@ -167,6 +264,7 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
         s->preferred_username = id.preferred_username;
         s->groups = id.groups;
     }
+policy:
     s->access_token = strdup(token);
     s->id_token = strdup(token);
     if (s->access_token == NULL || s->id_token == NULL)

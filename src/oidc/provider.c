@@ -684,20 +684,20 @@ out:
     return rc;
 }
 
-/* POST `grant` (name,value pairs, NULL-terminated, at most 4 pairs) to the token endpoint with
- * client authentication (RFC 6749 2.3.1): HTTP Basic of the form-encoded id and secret when the
- * provider allows it, else both in the body; a public client (no secret) sends only client_id. */
-static enum ag_rc token_call(struct ag_provider *p, const char *const *grant, struct ag_token_response *out)
+/* POST `grant` (name,value pairs, NULL-terminated, at most 4 pairs) to `url` (the token or the
+ * introspection endpoint) with client authentication (RFC 6749 2.3.1): HTTP Basic of the form-encoded
+ * id and secret when the provider allows it, else both in the body; a public client (no secret) sends
+ * only client_id. The answer in *resp (the caller clears it). */
+static enum ag_rc client_post(struct ag_provider *p, const char *url, const char *const *grant,
+                              struct ag_http_response *resp)
 {
     const struct ag_provider_meta *m = ag_provider_meta(p);
     struct ag_http_opts opts = http_opts(p, false);
-    struct ag_http_response resp = {0};
     const char *fields[MAX_TOKEN_FIELDS];
     char *secret = NULL, *user = NULL, *pass = NULL;
     size_t n = 0;
     enum ag_rc rc;
 
-    memset(out, 0, sizeof(*out));
     if (!m)
         return AG_ERR_UNAVAILABLE;
     secret = client_secret(p, &rc);
@@ -723,14 +723,47 @@ static enum ag_rc token_call(struct ag_provider *p, const char *const *grant, st
         }
     }
     fields[n] = NULL;
-    rc = ag_http_post_form(&opts, m->token_endpoint, fields, user, pass, &resp);
-    if (rc == AG_OK)
-        rc = token_parse(p, &resp, out);
+    rc = ag_http_post_form(&opts, url ? url : m->token_endpoint, fields, user, pass, resp);
 out:
-    ag_http_response_clear(&resp);
     free_secret(secret);
     free_secret(user);
     free_secret(pass);
+    return rc;
+}
+
+static enum ag_rc token_call(struct ag_provider *p, const char *const *grant, struct ag_token_response *out)
+{
+    struct ag_http_response resp = {0};
+    enum ag_rc rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = client_post(p, NULL, grant, &resp);
+    if (rc == AG_OK)
+        rc = token_parse(p, &resp, out);
+    ag_http_response_clear(&resp);
+    return rc;
+}
+
+enum ag_rc ag_provider_introspect(struct ag_provider *p, const char *url, const char *token, json_t **out)
+{
+    const char *grant[] = {"token", token, "token_type_hint", "access_token", NULL};
+    struct ag_http_response resp = {0};
+    enum ag_rc rc;
+
+    *out = NULL;
+    rc = client_post(p, url, grant, &resp);
+    if (rc == AG_OK) {
+        json_t *doc =
+            resp.status == 200 ? json_loadb(resp.body, resp.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+        if (json_is_object(doc)) {
+            *out = doc;
+        } else {
+            json_decref(doc);
+            ag_log_warn("the introspection endpoint answered HTTP %ld without a JSON object", resp.status);
+            rc = resp.status >= 500 ? AG_ERR_UNAVAILABLE : AG_ERR_INVALID;
+        }
+    }
+    ag_http_response_clear(&resp);
     return rc;
 }
 

@@ -75,6 +75,11 @@ enum ag_rc ag_provider_verify_id_token(struct ag_provider *p, const char *token,
 enum ag_rc ag_provider_verify_access_token(struct ag_provider *p, const char *token, int64_t now,
                                            json_t **claims, enum ag_jwt_result *why);
 
+/* RFC 7662: ask `url` about an opaque token, authenticating as our client. AG_OK with the answer (a JSON
+ * object the caller decrefs; `active` and the rest are for the caller to judge); AG_ERR_UNAVAILABLE when
+ * the endpoint cannot be reached or fails; AG_ERR_INVALID for any other answer. */
+enum ag_rc ag_provider_introspect(struct ag_provider *p, const char *url, const char *token, json_t **out);
+
 /* A token endpoint answer. All strings are owned (NULL when absent); release with
  * ag_token_response_clear(). */
 struct ag_token_response {

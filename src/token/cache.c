@@ -113,7 +113,7 @@ enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const void *owner, const
     return rc == AG_OK ? AG_OK : AG_ERR_NOT_FOUND;
 }
 
-void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t exp,
+void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t until,
                         int64_t now, const struct ag_token_identity *id)
 {
     unsigned char h[32];
@@ -121,7 +121,7 @@ void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char 
     size_t i;
     struct slot *s;
 
-    if (c == NULL || exp <= now || ag_sha256(token, strlen(token), h) != AG_OK ||
+    if (c == NULL || until <= now || ag_sha256(token, strlen(token), h) != AG_OK ||
         copy_identity(id, &copy) != AG_OK)
         return;
     i = index_of(h);
@@ -130,7 +130,7 @@ void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char 
     ag_token_identity_clear(&s->id);
     memcpy(s->hash, h, sizeof(h));
     s->owner = owner;
-    s->until = exp < now + AG_TOKEN_CACHE_TTL ? exp : now + AG_TOKEN_CACHE_TTL;
+    s->until = until < now + AG_TOKEN_CACHE_TTL ? until : now + AG_TOKEN_CACHE_TTL;
     s->id = copy;
     pthread_mutex_unlock(&c->lock[i % SHARDS]);
 }

@@ -28,8 +28,9 @@ void ag_token_cache_free(struct ag_token_cache *c);
 enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const void *owner, const char *token, int64_t now,
                               struct ag_token_identity *out);
 
-/* Remember a verified token until min(exp, now + AG_TOKEN_CACHE_TTL). Copies id. */
-void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t exp,
+/* Remember a verified token until min(until, now + AG_TOKEN_CACHE_TTL): its exp, or an earlier time the
+ * caller chooses. Copies id. */
+void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t until,
                         int64_t now, const struct ag_token_identity *id);
 
 void ag_token_identity_clear(struct ag_token_identity *id);

@@ -222,6 +222,51 @@ describe('bearer tokens through the Envoy ext_authz emulator (Istio example conf
   });
 });
 
+describe('opaque tokens: RFC 7662 introspection (--introspection-url)', () => {
+  let D;
+  before(async () => {
+    D = await startGate({
+      op, redis, config: {
+        skip_jwt_bearer_tokens: true, email_domains: ['*'], pass_access_token: true,
+        introspection_url: disco.introspection_endpoint, introspection_cache_ttl: '1s',
+      },
+    });
+  });
+  after(async () => { await D?.stop(); });
+
+  test('an opaque access token is introspected; revoked, it stops working once the cache entry ends', async () => {
+    const s = await browserLogin(`${D.base}/oauth2/start?rd=%2F`);
+    assert.equal(s.status, 302);
+    const at = (await request(`${D.base}/oauth2/auth`, { jar: s.jar })).headers.get('x-auth-request-access-token');
+    assert.ok(at && at.split('.').length !== 3, `an opaque access token: ${at}`);
+    const r = await request(`${D.base}/oauth2/auth`, { headers: bearer(at) });
+    assert.equal(r.status, 202);
+    assert.equal(r.headers.get('x-auth-request-user'), 'alice');
+    const revoked = await fetch(disco.revocation_endpoint, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from('authgate:authgate-secret').toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token: at, token_type_hint: 'access_token' }),
+    });
+    assert.equal(revoked.status, 200);
+    await waitFor(async () => (await request(`${D.base}/oauth2/auth`, { headers: bearer(at) })).status === 401,
+      { timeoutMs: 5000, what: 'the revoked token to be refused after the 1 s cache' });
+    const gone = await request(`${D.base}/oauth2/auth`, { headers: bearer(at) });
+    assert.match(challenge(gone), /^Bearer error="invalid_token", error_description="token is not active"/);
+  });
+
+  test('unknown opaque tokens are refused; without introspection an opaque token is no JWT', async () => {
+    const r = await request(`${D.base}/oauth2/auth`, { headers: bearer('made-up-opaque-token') });
+    assert.equal(r.status, 401);
+    assert.match(challenge(r), /invalid_token/);
+    const a = await request(`${A.base}/oauth2/auth`, { headers: bearer('made-up-opaque-token') });
+    assert.equal(a.status, 401);
+    assert.match(challenge(a), /not a JWT/);
+  });
+});
+
 test('every authgate exits cleanly on SIGTERM, without sanitizer reports', async () => {
   await A.stop();
   await B.stop();

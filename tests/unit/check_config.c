@@ -1408,7 +1408,7 @@ START_TEST(planned_refused)
     struct run r;
     const char *flags[] = {"--flush-interval=2s", "--pass-authorization-header", NULL};
     /* Setting a planned option to its default value is still setting it. */
-    const char *env[] = {"OAUTH2_PROXY_PASS_HOST_HEADER=true", "AUTHGATE_INTROSPECTION_CACHE_TTL=5m", NULL};
+    const char *env[] = {"OAUTH2_PROXY_PASS_HOST_HEADER=true", "AUTHGATE_PROXY_WEBSOCKETS=true", NULL};
 
     load_file(&r,
               "https_address = \":443\"\nredis_sentinel_connection_urls = [\"redis://s:26379\"]\n"
@@ -1420,7 +1420,7 @@ START_TEST(planned_refused)
                       "authgate 0.1 (planned)");
     assert_has(r.err, "flag --pass-authorization-header: pass_authorization_header: not supported yet");
     assert_has(r.err, "env OAUTH2_PROXY_PASS_HOST_HEADER: pass_host_header: not supported yet");
-    assert_has(r.err, "env AUTHGATE_INTROSPECTION_CACHE_TTL: introspection_cache_ttl: not supported yet");
+    assert_has(r.err, "env AUTHGATE_PROXY_WEBSOCKETS: proxy_websockets: not supported yet");
     assert_has(r.err, ".cfg:1: https_address: not supported yet");
     assert_has(r.err, ".cfg:2: redis_sentinel_connection_urls: not supported yet");
     assert_has(r.err, ".cfg:3: upstream_timeout: not supported yet");
@@ -1513,6 +1513,8 @@ START_TEST(table_planned)
         "skip_jwt_bearer_tokens",
         "bearer_token_login_fallback",
         "extra_jwt_issuers",
+        "introspection_url",
+        "introspection_cache_ttl",
     };
     static const char *const planned[] = {
         "https_address",
@@ -1529,8 +1531,6 @@ START_TEST(table_planned)
         "ssl_upstream_insecure_skip_verify",
         "pass_authorization_header",
         "pass_user_headers",
-        "introspection_url",
-        "introspection_cache_ttl",
     };
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
         ck_assert_msg((ag_options[opt(live[i])].flags & AG_OPTF_PLANNED) == 0, "%s is marked planned",
@@ -1921,12 +1921,12 @@ END_TEST
 START_TEST(cross_planned_alone)
 {
     struct run r;
-    const char *flags[] = {"--introspection-url=https://idp.example/introspect", NULL};
-    const char *flags_false[] = {"--introspection-url=", NULL};
+    const char *flags[] = {"--metrics-address=127.0.0.1:9100", NULL};
+    const char *flags_false[] = {"--metrics-address=", NULL};
 
     load_file(&r, BASE, flags, NULL);
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
-    assert_has(r.err, "authgate: config: flag --introspection-url: introspection_url: not supported "
+    assert_has(r.err, "authgate: config: flag --metrics-address: metrics_address: not supported "
                       "yet in authgate 0.1 (planned)\n");
     ck_assert_uint_eq(count_lines(r.err), 1);
     run_free(&r);
