@@ -107,6 +107,23 @@ static struct ag_provider *token_issuer(struct ag_request *rq, const char *token
     return p ? p : rq->app->provider;
 }
 
+/* A session and a token-cache entry share the four identity fields: identity_into_session() moves them
+ * (the entry gives them up), identity_of() lends the session's (for ag_token_cache_put(), which copies). */
+static void identity_into_session(struct ag_token_identity *id, struct ag_session *s)
+{
+    s->sub = id->sub;
+    s->email = id->email;
+    s->preferred_username = id->preferred_username;
+    s->groups = id->groups;
+    memset(id, 0, sizeof(*id));
+}
+
+static struct ag_token_identity identity_of(const struct ag_session *s)
+{
+    struct ag_token_identity id = {s->sub, s->email, s->preferred_username, s->groups};
+    return id;
+}
+
 /* A token that is not a compact JWS (three dot-separated parts) is opaque: only introspection can judge it.
  */
 static bool is_opaque(const char *token)
@@ -141,10 +158,7 @@ static enum ag_rc introspect(struct ag_request *rq, const char *token, int64_t n
     enum ag_rc rc;
 
     if (ag_token_cache_get(rq->app->tokens, owner, token, now, &id) == AG_OK) {
-        s->sub = id.sub;
-        s->email = id.email;
-        s->preferred_username = id.preferred_username;
-        s->groups = id.groups;
+        identity_into_session(&id, s);
         return AG_OK;
     }
     rc = ag_provider_introspect(rq->app->provider, cfg->introspection_url, token, &doc);
@@ -183,10 +197,7 @@ static enum ag_rc introspect(struct ag_request *rq, const char *token, int64_t n
     rc = ag_flow_identity(cfg, doc, s);
     if (rc != AG_OK)
         goto out;
-    id.sub = s->sub;
-    id.email = s->email;
-    id.preferred_username = s->preferred_username;
-    id.groups = s->groups;
+    id = identity_of(s);
     ag_token_cache_put(rq->app->tokens, owner, token, until, now, &id);
     *why = "ok";
 out:
@@ -246,23 +257,15 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
         }
         rc = ag_flow_identity(cfg, claims, s);
         if (rc == AG_OK) {
-            id.sub = s->sub;
-            id.email = s->email;
-            id.preferred_username = s->preferred_username;
-            id.groups = s->groups;
+            id = identity_of(s); /* borrowed from s: put() copies */
             ag_token_cache_put(rq->app->tokens, issuer, token,
                                (int64_t)json_number_value(json_object_get(claims, "exp")), now, &id);
-            memset(&id, 0, sizeof(id)); /* borrowed from s */
         }
         json_decref(claims);
         if (rc != AG_OK)
             return rc;
     } else {
-        /* a cache hit: the identity moves into s */
-        s->sub = id.sub;
-        s->email = id.email;
-        s->preferred_username = id.preferred_username;
-        s->groups = id.groups;
+        identity_into_session(&id, s); /* a cache hit */
     }
 policy:
     s->access_token = strdup(token);
