@@ -115,7 +115,6 @@ enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *er
     app->cfg = cfg;
     atomic_init(&app->draining, false);
     atomic_init(&app->inflight, 0);
-    app->prefix_len = strlen(cfg->proxy_prefix);
 
     rc = ag_config_cookie_key(cfg->cookie_secret.value, secret, &slen);
     if (rc != AG_OK) {

@@ -36,7 +36,6 @@ struct ag_app {
     struct ag_rules *skip_rules; /* --skip-auth-route */
     struct ag_rules *api_rules;  /* --api-route */
     unsigned static_status;      /* --upstream=static://N: answer N to authenticated checks */
-    size_t prefix_len;           /* strlen(cfg->proxy_prefix) */
 };
 
 /* Build the runtime state for cfg (borrowed; must outlive app). Starts the provider's background

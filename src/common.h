@@ -24,6 +24,18 @@ enum ag_rc {
 /* Short, stable name of a result code for logs ("invalid", "unavailable"...). Never NULL. */
 const char *ag_rc_str(enum ag_rc rc);
 
+/* The value of a hexadecimal digit (either case), or -1. */
+static inline int ag_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #define AG_UNUSED(x)    ((void)(x))
 #define AG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

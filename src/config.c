@@ -1352,17 +1352,6 @@ static void ag_utf8_put(char *out, size_t *o, uint32_t cp)
     }
 }
 
-static int ag_hex_val(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* p is at the opening quote of a basic ("...") or literal ('...') string. Strings end on their line;
  * the content is never echoed in errors since it may be a secret. */
 static bool ag_toml_string(struct ag_toml *t, const char *key, char **out)
@@ -1446,7 +1435,7 @@ static bool ag_toml_string(struct ag_toml *t, const char *key, char **out)
             if ((size_t)(q - s) < digits)
                 goto bad_unicode;
             for (size_t i = 0; i < digits; i++) {
-                int h = ag_hex_val((unsigned char)s[i]);
+                int h = ag_hex_digit((unsigned char)s[i]);
                 if (h < 0)
                     goto bad_unicode;
                 cp = (cp << 4) | (uint32_t)h;
@@ -2206,7 +2195,7 @@ static bool ag_listen_addr_ok(const char *a)
         if (close == NULL || close == a + 1 || close[1] != ':')
             return false;
         for (const char *p = a + 1; p < close; p++) {
-            if (!(ag_hex_val((unsigned char)*p) >= 0 || *p == ':' || *p == '.' || *p == '%' ||
+            if (!(ag_hex_digit((unsigned char)*p) >= 0 || *p == ':' || *p == '.' || *p == '%' ||
                   ag_is_alnum((unsigned char)*p)))
                 return false;
             has_colon = has_colon || *p == ':';

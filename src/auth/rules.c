@@ -21,17 +21,6 @@ struct ag_rules {
     struct rule *v;
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 enum ag_rc ag_rules_normalize(const char *raw, char *out, size_t cap)
 {
     char dec[PATH_MAX_BYTES];
@@ -43,7 +32,7 @@ enum ag_rc ag_rules_normalize(const char *raw, char *out, size_t cap)
     for (const char *p = raw; *p && *p != '?' && *p != '#'; p++) {
         char c = *p;
         if (c == '%') {
-            int h = hexval(p[1]), l = h < 0 ? -1 : hexval(p[2]);
+            int h = ag_hex_digit((unsigned char)p[1]), l = h < 0 ? -1 : ag_hex_digit((unsigned char)p[2]);
             if (h < 0 || l < 0)
                 return AG_ERR_INVALID;
             c = (char)(h * 16 + l);

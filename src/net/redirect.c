@@ -46,25 +46,14 @@ static bool is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_val(unsigned char c)
-{
-    if (is_digit(c))
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The byte encoded by `%XX` at s[i] (s[i] == '%'), or -1 when the escape is malformed. */
 static int pct_decode(const char *s, size_t len, size_t i)
 {
     int hi, lo;
     if (i + 2 >= len)
         return -1;
-    hi = hex_val((unsigned char)s[i + 1]);
-    lo = hex_val((unsigned char)s[i + 2]);
+    hi = ag_hex_digit((unsigned char)s[i + 1]);
+    lo = ag_hex_digit((unsigned char)s[i + 2]);
     if (hi < 0 || lo < 0)
         return -1;
     return hi * 16 + lo;
