@@ -145,6 +145,10 @@ enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *er
     rc = ag_rules_new(list(&cfg->api_routes), cfg->api_routes.n, &app->api_rules, err, errlen);
     if (rc != AG_OK)
         goto fail;
+    rc = ag_rules_new_scoped(list(&cfg->required_scope_routes), cfg->required_scope_routes.n,
+                             &app->scope_rules, err, errlen);
+    if (rc != AG_OK)
+        goto fail;
     rc = ag_policy_new(cfg, &app->policy, err, errlen);
     if (rc != AG_OK)
         goto fail;
@@ -184,6 +188,7 @@ void ag_app_fini(struct ag_app *app)
     ag_redis_free(app->redis);
     ag_policy_free(app->policy);
     ag_rules_free(app->api_rules);
+    ag_rules_free(app->scope_rules);
     ag_rules_free(app->skip_rules);
     ag_cidrs_free(app->trusted);
     ag_whitelist_free(app->whitelist);
@@ -192,7 +197,7 @@ void ag_app_fini(struct ag_app *app)
     app->provider = NULL;
     app->redis = NULL;
     app->policy = NULL;
-    app->api_rules = app->skip_rules = NULL;
+    app->api_rules = app->skip_rules = app->scope_rules = NULL;
     app->trusted = NULL;
     app->whitelist = NULL;
 }

@@ -31,11 +31,12 @@ struct ag_app {
     size_t nextra;
     struct ag_token_cache *tokens; /* verified bearer tokens (with --skip-jwt-bearer-tokens) */
     struct ag_whitelist *whitelist;
-    struct ag_cidrs *trusted;    /* peers whose X-Forwarded-* we believe */
-    struct ag_policy *policy;    /* who may log in */
-    struct ag_rules *skip_rules; /* --skip-auth-route */
-    struct ag_rules *api_rules;  /* --api-route */
-    unsigned static_status;      /* --upstream=static://N: answer N to authenticated checks */
+    struct ag_cidrs *trusted;     /* peers whose X-Forwarded-* we believe */
+    struct ag_policy *policy;     /* who may log in */
+    struct ag_rules *skip_rules;  /* --skip-auth-route */
+    struct ag_rules *api_rules;   /* --api-route */
+    struct ag_rules *scope_rules; /* --required-scope-route */
+    unsigned static_status;       /* --upstream=static://N: answer N to authenticated checks */
 };
 
 /* Build the runtime state for cfg (borrowed; must outlive app). Starts the provider's background

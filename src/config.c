@@ -4,6 +4,7 @@
  * reference), merged as default < file < env < flag and checked once. Every problem is reported, one
  * line each: "authgate: config: <where>: <option>: <what>, expected <what>"; secrets never appear. */
 #include "config.h"
+#include "auth/rules.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
@@ -247,6 +249,12 @@ const struct ag_option ag_options[] = {
            "RFC 7662 endpoint for opaque bearer tokens"),
     AG_OPT(introspection_cache_ttl, "introspection-cache-ttl", AG_OPT_DURATION, "5m", NULL, 0, 0, 0,
            "API tokens", "how long an introspection result is cached"),
+    AG_OPT(required_scope, "required-scope", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "API tokens",
+           "space-delimited scopes every access token (bearer or session) must carry, else 403"),
+    AG_OPT(required_scope_routes, "required-scope-route", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "API tokens",
+           "\"[METHOD=]regex scope...\": scopes the access token must carry on matching paths"),
+    AG_OPT(claim_headers, "claim-header", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "API tokens",
+           "Header-Name=claim: send a token claim (nested with .) as a header on allowed checks"),
 };
 
 const size_t ag_options_count = AG_ARRAY_LEN(ag_options);
@@ -278,7 +286,7 @@ static void ag_free_secret(char *s)
     free(s);
 }
 
-static void ag_strlist_clear(struct ag_strlist *l)
+void ag_strlist_clear(struct ag_strlist *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i]);
@@ -289,7 +297,7 @@ static void ag_strlist_clear(struct ag_strlist *l)
 
 /* Lists are only ever built by appending, so their capacity is implied: 4, then the next power of
  * two. Growing geometrically keeps a 1 MiB array of tiny items linear, not quadratic. */
-static enum ag_rc ag_strlist_push(struct ag_strlist *l, const char *s, size_t len)
+enum ag_rc ag_strlist_push(struct ag_strlist *l, const char *s, size_t len)
 {
     char **v = l->v;
     char *copy = ag_strndup(s, len);
@@ -330,7 +338,7 @@ static enum ag_rc ag_strlist_split(struct ag_strlist *l, const char *s)
     return AG_OK;
 }
 
-static enum ag_rc ag_strlist_copy(struct ag_strlist *dst, const struct ag_strlist *src)
+enum ag_rc ag_strlist_copy(struct ag_strlist *dst, const struct ag_strlist *src)
 {
     ag_strlist_clear(dst);
     for (size_t i = 0; i < src->n; i++) {
@@ -2224,6 +2232,72 @@ static bool ag_is_token(const char *s)
     return true;
 }
 
+/* Space-delimited scope tokens (RFC 6749 3.3: %x21 / %x23-5B / %x5D-7E), single spaces; empty only when
+ * allowed. */
+static bool ag_scopes_ok(const char *s, bool empty_ok)
+{
+    if (*s == '\0')
+        return empty_ok;
+    for (const char *p = s; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == ' ') {
+            if (p == s || p[1] == ' ' || p[1] == '\0')
+                return false;
+        } else if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A claim path: names joined by '.', none empty, printable ASCII, at most 256 bytes. */
+static bool ag_claim_path_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 256 || s[0] == '.' || s[n - 1] == '.' || strstr(s, "..") != NULL)
+        return false;
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+/* Headers a claim must not be mapped to: ours (identity, challenges, cookies) and HTTP's own. */
+static bool ag_reserved_header(const char *name)
+{
+    static const char *const reserved[] = {
+        "Authorization",
+        "Cookie",
+        "Set-Cookie",
+        "Host",
+        "Content-Length",
+        "Content-Type",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Upgrade",
+        "TE",
+        "Trailer",
+        "Proxy-Authorization",
+        "Proxy-Authenticate",
+        "Location",
+        "WWW-Authenticate",
+        "X-Request-Id",
+        "X-Envoy-Auth-Headers-To-Remove",
+    };
+    if (strncasecmp(name, "X-Auth-Request-", 15) == 0 &&
+        (strcasecmp(name + 15, "User") == 0 || strcasecmp(name + 15, "Email") == 0 ||
+         strcasecmp(name + 15, "Groups") == 0 || strcasecmp(name + 15, "Preferred-Username") == 0 ||
+         strcasecmp(name + 15, "Access-Token") == 0 || strcasecmp(name + 15, "Redirect") == 0))
+        return true;
+    if (strncasecmp(name, "X-Forwarded-", 12) == 0 || strncasecmp(name, "X-Envoy-", 8) == 0)
+        return true;
+    for (size_t i = 0; i < AG_ARRAY_LEN(reserved); i++)
+        if (strcasecmp(name, reserved[i]) == 0)
+            return true;
+    return false;
+}
+
 static void ag_check(struct ag_load *ld)
 {
     struct ag_config *cfg = ld->cfg;
@@ -2327,6 +2401,63 @@ static void ag_check(struct ag_load *ld)
             ag_err(ld, ag_where(cfg, ag_idx("extra_jwt_issuers")), "extra_jwt_issuers",
                    "invalid entry %s, expected issuer=audience like https://issuer.example=my-api",
                    ag_show(v, shown, sizeof(shown)));
+    }
+
+    /* Path rules: every regex must compile. A scope rule's shape is checked below. */
+    {
+        static const char *const keys[] = {"skip_auth_routes", "api_routes", "required_scope_routes"};
+        for (size_t k = 0; k < AG_ARRAY_LEN(keys); k++) {
+            const struct ag_strlist *l =
+                (const struct ag_strlist *)((const char *)cfg + ag_options[ag_idx(keys[k])].offset);
+            for (size_t j = 0; j < l->n; j++) {
+                char why[128];
+                const char *sp = strchr(l->v[j], ' ');
+                if (k == 2 && (sp == NULL || !ag_scopes_ok(sp + 1, false)))
+                    continue;
+                if (ag_rules_check(l->v[j], k == 2, why, sizeof(why)) == AG_ERR_INVALID)
+                    ag_err(ld, ag_where(cfg, ag_idx(keys[k])), keys[k],
+                           "invalid regex in %s: %s, expected a POSIX extended regex",
+                           ag_show(l->v[j], shown, sizeof(shown)), why);
+            }
+        }
+    }
+
+    /* Scopes (RFC 6749 3.3: scope-token = 1*NQCHAR) and the claim-to-header map. */
+    if (!ag_scopes_ok(cfg->required_scope, true))
+        ag_err(ld, ag_where(cfg, ag_idx("required_scope")), "required_scope",
+               "invalid scopes %s, expected space-delimited scope names like \"api:read api:write\"",
+               ag_show(cfg->required_scope, shown, sizeof(shown)));
+    for (size_t r = 0; r < cfg->required_scope_routes.n; r++) {
+        const char *v = cfg->required_scope_routes.v[r], *sp = strchr(v, ' ');
+        if (sp == NULL || sp == v || !ag_scopes_ok(sp + 1, false))
+            ag_err(ld, ag_where(cfg, ag_idx("required_scope_routes")), "required_scope_routes",
+                   "invalid rule %s, expected \"[METHOD=]regex scope [scope...]\" like \"^/api/admin/ "
+                   "api:admin\" (write a space in the regex as [[:space:]])",
+                   ag_show(v, shown, sizeof(shown)));
+    }
+    if (cfg->claim_headers.n > AG_MAX_CLAIM_HEADERS)
+        ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",
+               "%zu entries, expected at most %d", cfg->claim_headers.n, AG_MAX_CLAIM_HEADERS);
+    for (size_t c = 0; c < cfg->claim_headers.n; c++) {
+        const char *v = cfg->claim_headers.v[c], *eq = strchr(v, '=');
+        char name[128] = "";
+        if (eq != NULL && (size_t)(eq - v) < sizeof(name))
+            memcpy(name, v, (size_t)(eq - v)), name[eq - v] = '\0';
+        if (eq == NULL || !ag_is_token(name) || !ag_claim_path_ok(eq + 1))
+            ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",
+                   "invalid entry %s, expected Header-Name=claim like X-Tenant=org.tenant (a claim path "
+                   "of names joined by ., no empty name)",
+                   ag_show(v, shown, sizeof(shown)));
+        else if (ag_reserved_header(name))
+            ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",
+                   "header %s is set by authgate or by HTTP itself, expected another name (like "
+                   "X-Auth-Request-Tenant)",
+                   ag_show(name, shown, sizeof(shown)));
+        for (size_t d = 0; d < c && eq != NULL; d++)
+            if (strncasecmp(cfg->claim_headers.v[d], v, (size_t)(eq - v) + 1) == 0)
+                ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",
+                       "header %s is mapped twice, expected one claim per header",
+                       ag_show(name, shown, sizeof(shown)));
     }
 
     /* Upstreams: this release answers checks itself (static://CODE); proxying to http(s) is planned. */

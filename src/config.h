@@ -27,6 +27,13 @@ struct ag_strlist {
     char **v; /* n NUL-terminated strings, owned by the list */
 };
 
+/* Free the items and empty the list (it may be reused). */
+void ag_strlist_clear(struct ag_strlist *l);
+/* Append a copy of the len bytes at s. */
+enum ag_rc ag_strlist_push(struct ag_strlist *l, const char *s, size_t len);
+/* Make dst a copy of src (dst is cleared first). */
+enum ag_rc ag_strlist_copy(struct ag_strlist *dst, const struct ag_strlist *src);
+
 struct ag_secret {
     char *value; /* the secret itself (from the value or read from file), NULL when unset */
     char *file;  /* the _file path when the secret came from a file, else NULL */
@@ -162,6 +169,9 @@ struct ag_config {
     bool bearer_token_login_fallback;
     char *introspection_url;
     int64_t introspection_cache_ttl;
+    char *required_scope;                    /* space-delimited */
+    struct ag_strlist required_scope_routes; /* "[METHOD=]regex scope..." */
+    struct ag_strlist claim_headers;         /* "Header-Name=claim.path" */
 
     /* Per-option bookkeeping, indexed like ag_options[]: where each value came from and, for the
      * file, on which line. Filled by ag_config_load(). */
@@ -217,7 +227,8 @@ enum ag_rc ag_config_parse_bool(const char *s, bool *out);           /* Go's str
 enum ag_rc ag_config_parse_int(const char *s, int64_t *out);
 
 /* Largest config file ag_config_load() reads (added); a bigger one is an error, not a truncation. */
-#define AG_CONFIG_FILE_MAX (1024 * 1024)
+#define AG_CONFIG_FILE_MAX   (1024 * 1024)
+#define AG_MAX_CLAIM_HEADERS 32 /* --claim-header entries */
 
 /* Environment variable of option `idx` (added): prefix "OAUTH2_PROXY_" or "AUTHGATE_", then the
  * upper-cased config key, then "_FILE" for the file variant of a secret. Writes a NUL-terminated

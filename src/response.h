@@ -7,7 +7,7 @@
 
 #include "request.h"
 
-#define AG_REPLY_MAX_HEADERS 16
+#define AG_REPLY_MAX_HEADERS 48 /* room for the identity headers and AG_MAX_CLAIM_HEADERS claim headers */
 
 struct ag_reply_header {
     const char *name;

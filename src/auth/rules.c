@@ -14,6 +14,7 @@ struct rule {
     char method[16]; /* "" = any */
     bool negate;     /* != : the rule applies when the path does NOT match */
     regex_t re;
+    char *payload; /* scope rules: what follows the first space; NULL otherwise */
 };
 
 struct ag_rules {
@@ -85,7 +86,50 @@ enum ag_rc ag_rules_normalize(const char *raw, char *out, size_t cap)
     return AG_OK;
 }
 
-enum ag_rc ag_rules_new(const char *const *rules, size_t n, struct ag_rules **out, char *err, size_t errlen)
+/* Compile rule text s into ru (zeroed by the caller); on AG_ERR_INVALID msg says why. */
+static enum ag_rc rule_compile(struct rule *ru, const char *s, bool payload, char *msg, size_t msglen)
+{
+    const char *re = s, *sp = payload ? strchr(s, ' ') : NULL;
+    char *own = NULL;
+    int e;
+
+    /* METHOD=regex / METHOD!=regex / !=regex / regex: a method is letters only */
+    size_t m = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    if (s[m] == '=' && m > 0 && m < sizeof(ru->method)) {
+        memcpy(ru->method, s, m);
+        re = s + m + 1;
+    } else if (s[m] == '!' && s[m + 1] == '=' && m < sizeof(ru->method)) {
+        memcpy(ru->method, s, m);
+        ru->negate = true;
+        re = s + m + 2;
+    }
+    if (payload) {
+        /* "[METHOD=]regex payload": the regex ends at the first space */
+        if (sp == NULL || sp < re || sp[1] == '\0') {
+            snprintf(msg, msglen, "expected a space and scopes after the regex");
+            return AG_ERR_INVALID;
+        }
+        own = strndup(re, (size_t)(sp - re));
+        ru->payload = strdup(sp + 1);
+        if (own == NULL || ru->payload == NULL) {
+            free(own);
+            free(ru->payload);
+            return AG_ERR_NOMEM;
+        }
+        re = own;
+    }
+    e = regcomp(&ru->re, re, REG_EXTENDED | REG_NOSUB);
+    free(own);
+    if (e != 0) {
+        regerror(e, &ru->re, msg, msglen);
+        free(ru->payload);
+        return AG_ERR_INVALID;
+    }
+    return AG_OK;
+}
+
+static enum ag_rc rules_new(const char *const *rules, size_t n, bool payload, struct ag_rules **out,
+                            char *err, size_t errlen)
 {
     struct ag_rules *r = calloc(1, sizeof(*r));
     enum ag_rc rc = AG_ERR_NOMEM;
@@ -99,26 +143,12 @@ enum ag_rc ag_rules_new(const char *const *rules, size_t n, struct ag_rules **ou
             goto fail;
     }
     for (size_t i = 0; i < n; i++) {
-        struct rule *ru = &r->v[i];
-        const char *s = rules[i], *re = s;
-        /* METHOD=regex / METHOD!=regex / !=regex / regex: a method is letters only */
-        size_t m = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
-        if (s[m] == '=' && m > 0 && m < sizeof(ru->method)) {
-            memcpy(ru->method, s, m);
-            re = s + m + 1;
-        } else if (s[m] == '!' && s[m + 1] == '=' && m < sizeof(ru->method)) {
-            memcpy(ru->method, s, m);
-            ru->negate = true;
-            re = s + m + 2;
-        }
-        int e = regcomp(&ru->re, re, REG_EXTENDED | REG_NOSUB);
-        if (e != 0) {
-            char msg[128];
-            regerror(e, &ru->re, msg, sizeof(msg));
-            snprintf(err, errlen, "rule %zu \"%.80s\": %s", i + 1, s, msg);
-            rc = AG_ERR_INVALID;
+        char msg[128];
+        rc = rule_compile(&r->v[i], rules[i], payload, msg, sizeof(msg));
+        if (rc == AG_ERR_INVALID)
+            snprintf(err, errlen, "rule %zu \"%.80s\": %s", i + 1, rules[i], msg);
+        if (rc != AG_OK)
             goto fail;
-        }
         r->n++;
     }
     *out = r;
@@ -128,12 +158,39 @@ fail:
     return rc;
 }
 
+enum ag_rc ag_rules_check(const char *rule, bool scoped, char *msg, size_t msglen)
+{
+    struct rule ru;
+    enum ag_rc rc;
+
+    memset(&ru, 0, sizeof(ru));
+    rc = rule_compile(&ru, rule, scoped, msg, msglen);
+    if (rc == AG_OK) {
+        regfree(&ru.re);
+        free(ru.payload);
+    }
+    return rc;
+}
+
+enum ag_rc ag_rules_new(const char *const *rules, size_t n, struct ag_rules **out, char *err, size_t errlen)
+{
+    return rules_new(rules, n, false, out, err, errlen);
+}
+
+enum ag_rc ag_rules_new_scoped(const char *const *rules, size_t n, struct ag_rules **out, char *err,
+                               size_t errlen)
+{
+    return rules_new(rules, n, true, out, err, errlen);
+}
+
 void ag_rules_free(struct ag_rules *r)
 {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         regfree(&r->v[i].re);
+        free(r->v[i].payload);
+    }
     free(r->v);
     free(r);
 }
@@ -153,4 +210,27 @@ bool ag_rules_match(const struct ag_rules *r, const char *method, const char *ra
             return true;
     }
     return false;
+}
+
+enum ag_rc ag_rules_collect(const struct ag_rules *r, const char *method, const char *raw_uri,
+                            const char **payloads, size_t cap, size_t *n)
+{
+    char path[PATH_MAX_BYTES];
+
+    *n = 0;
+    if (r == NULL || r->n == 0)
+        return AG_OK;
+    if (ag_rules_normalize(raw_uri, path, sizeof(path)) != AG_OK)
+        return AG_ERR_INVALID;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct rule *ru = &r->v[i];
+        if (ru->method[0] != '\0' && (method == NULL || strcasecmp(ru->method, method) != 0))
+            continue;
+        if ((regexec(&ru->re, path, 0, NULL, 0) == 0) == ru->negate)
+            continue;
+        if (*n == cap)
+            return AG_ERR_TOO_LARGE;
+        payloads[(*n)++] = ru->payload;
+    }
+    return AG_OK;
 }

@@ -16,6 +16,7 @@
 #include "oidc/flow.h"
 #include "oidc/provider.h"
 #include "token/cache.h"
+#include "token/claims.h"
 #include "util/b64.h"
 #include "session/web.h"
 
@@ -52,6 +53,41 @@ static bool groups_allowed_here(struct ag_request *rq, const struct ag_session *
          g = strtok_r(NULL, ",", &save))
         list[n++] = g;
     return ag_policy_groups_allowed(&s->groups, list, n);
+}
+
+/* What this request demands beyond the policy, checked on every request against the identity's own
+ * groups and scopes (also when it comes from the token cache, so an answer cached for one route never
+ * opens another): --required-scope, the scopes of every --required-scope-route rule that applies and,
+ * at /oauth2/auth, the allowed_groups= and required_scope= arguments the proxy's config adds. AG_OK, or
+ * AG_ERR_DENIED with *why. */
+static enum ag_rc demands_met(struct ag_request *rq, const struct ag_session *s, bool auth_endpoint,
+                              const char **why)
+{
+    const char *need[32], *q;
+    size_t n = 0;
+
+    if (auth_endpoint && !groups_allowed_here(rq, s)) {
+        *why = "not in an allowed group";
+        return AG_ERR_DENIED;
+    }
+    /* fails closed: an ambiguous path, or more matching rules than we look at */
+    if (ag_rules_collect(rq->app->scope_rules, forwarded_method(rq), ag_request_target(rq), need,
+                         AG_ARRAY_LEN(need), &n) != AG_OK) {
+        *why = "the request path cannot be matched against the scope rules";
+        return AG_ERR_DENIED;
+    }
+    q = auth_endpoint ? ag_request_arg(rq, "required_scope") : NULL;
+    if (q != NULL && ag_request_arg_count(rq, "required_scope") != 1) {
+        *why = "required_scope is given more than once";
+        return AG_ERR_DENIED;
+    }
+    *why = "the access token lacks a required scope";
+    if (!ag_scopes_cover(s->scope, rq->app->cfg->required_scope) || !ag_scopes_cover(s->scope, q))
+        return AG_ERR_DENIED;
+    for (size_t i = 0; i < n; i++)
+        if (!ag_scopes_cover(s->scope, need[i]))
+            return AG_ERR_DENIED;
+    return AG_OK;
 }
 
 /* The bearer token of the request: Authorization: Bearer <token>, or Basic auth whose password is the
@@ -115,12 +151,14 @@ static void identity_into_session(struct ag_token_identity *id, struct ag_sessio
     s->email = id->email;
     s->preferred_username = id->preferred_username;
     s->groups = id->groups;
+    s->scope = id->scope;
+    s->claims = id->claims;
     memset(id, 0, sizeof(*id));
 }
 
 static struct ag_token_identity identity_of(const struct ag_session *s)
 {
-    struct ag_token_identity id = {s->sub, s->email, s->preferred_username, s->groups};
+    struct ag_token_identity id = {s->sub, s->email, s->preferred_username, s->groups, s->scope, s->claims};
     return id;
 }
 
@@ -307,6 +345,14 @@ static enum ag_rc bearer_refused(struct ag_request *rq, struct ag_reply *reply, 
     return rc == AG_ERR_UNAUTHENTICATED ? AG_ERR_NOT_FOUND : rc;
 }
 
+/* A session that is valid but does not meet this request's demands: 403, naming who was refused. */
+static enum ag_rc refuse_session(struct ag_request *rq, struct ag_reply *reply, const struct ag_session *s,
+                                 const char *why)
+{
+    rq->user = ag_request_strdup(rq, s->email ? s->email : s->sub);
+    return ag_page_error(rq, reply, 403, "forbidden", why);
+}
+
 /* An allowed answer with the identity of s (and a re-issued session cookie, if any). */
 static enum ag_rc allow(struct ag_request *rq, struct ag_reply *reply, unsigned status, const char *body,
                         const struct ag_session *s, const char *set_cookie)
@@ -331,10 +377,8 @@ enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
         return AG_OK;
     }
     brc = bearer(rq, &s, &why);
-    if (brc == AG_OK && !groups_allowed_here(rq, &s)) {
-        brc = AG_ERR_DENIED;
-        why = "not in an allowed group";
-    }
+    if (brc == AG_OK)
+        brc = demands_met(rq, &s, true, &why);
     if (brc == AG_OK)
         rc = allow(rq, reply, 202, "", &s, NULL);
     else
@@ -353,12 +397,10 @@ enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
     }
     if (rc != AG_OK)
         return rc;
-    if (!groups_allowed_here(rq, &s)) {
-        rq->user = ag_request_strdup(rq, s.email ? s.email : s.sub);
-        ag_session_clear(&s);
-        return ag_page_error(rq, reply, 403, "forbidden", "not in an allowed group");
-    }
-    rc = allow(rq, reply, 202, "", &s, set_cookie);
+    if (demands_met(rq, &s, true, &why) != AG_OK)
+        rc = refuse_session(rq, reply, &s, why);
+    else
+        rc = allow(rq, reply, 202, "", &s, set_cookie);
     ag_session_clear(&s);
     return rc;
 }
@@ -376,6 +418,8 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
         return AG_OK;
     }
     brc = bearer(rq, &s, &why);
+    if (brc == AG_OK)
+        brc = demands_met(rq, &s, false, &why);
     rc = brc == AG_OK ? allow(rq, reply, rq->app->static_status, "Authenticated", &s, NULL)
                       : bearer_refused(rq, reply, brc, why);
     ag_session_clear(&s);
@@ -385,7 +429,10 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
     rc = ag_session_load(rq, &s, &t, &set_cookie);
     ag_ticket_clear(&t);
     if (rc == AG_OK) {
-        rc = allow(rq, reply, rq->app->static_status, "Authenticated", &s, set_cookie);
+        if (demands_met(rq, &s, false, &why) != AG_OK)
+            rc = refuse_session(rq, reply, &s, why);
+        else
+            rc = allow(rq, reply, rq->app->static_status, "Authenticated", &s, set_cookie);
         ag_session_clear(&s);
         return rc;
     }

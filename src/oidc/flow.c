@@ -15,6 +15,7 @@
 #include "net/cookie.h"
 #include "net/redirect.h"
 #include "oidc/flow.h"
+#include "token/claims.h"
 #include "oidc/provider.h"
 #include "session/redis.h"
 #include "session/web.h"
@@ -262,7 +263,11 @@ enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct 
         s->sub = dup_or_null(claim_str(claims, "sub"));
     s->email = dup_or_null(claim_str(claims, cfg->oidc_email_claim));
     s->preferred_username = dup_or_null(claim_str(claims, "preferred_username"));
-    return groups_from(claims, cfg->oidc_groups_claim, &s->groups);
+    if (groups_from(claims, cfg->oidc_groups_claim, &s->groups) != AG_OK ||
+        ag_claims_scope(claims, &s->scope) != AG_OK ||
+        ag_claims_headers(&cfg->claim_headers, claims, &s->claims) != AG_OK)
+        return AG_ERR_NOMEM;
+    return AG_OK;
 }
 
 /* Build the session from the verified ID token claims (and userinfo when the token lacks the email). */
@@ -296,10 +301,15 @@ static enum ag_rc session_from_claims(struct ag_request *rq, json_t *claims, str
     rc = ag_flow_identity(cfg, claims, s);
     if (rc != AG_OK)
         return rc;
+    /* the access token's scopes: as the token response grants them, else as requested (RFC 6749 5.1) */
+    free(s->scope);
+    s->scope = tr->scope != NULL ? tr->scope : strdup(cfg->scope);
     s->access_token = tr->access_token;
     s->id_token = tr->id_token;
     s->refresh_token = tr->refresh_token;
-    tr->access_token = tr->id_token = tr->refresh_token = NULL;
+    tr->access_token = tr->id_token = tr->refresh_token = tr->scope = NULL;
+    if (s->scope == NULL)
+        return AG_ERR_NOMEM;
     s->created_at = now;
     s->expires_at = now + cfg->cookie_expire / 1000;
     s->refresh_due_at = cfg->cookie_refresh > 0 ? now + cfg->cookie_refresh / 1000 : 0;

@@ -617,6 +617,7 @@ void ag_token_response_clear(struct ag_token_response *r)
     free_secret(r->id_token);
     free_secret(r->refresh_token);
     free(r->token_type);
+    free(r->scope);
     free(r->error);
     free(r->error_description);
     memset(r, 0, sizeof(*r));
@@ -645,7 +646,8 @@ static enum ag_rc token_parse(struct ag_provider *p, const struct ag_http_respon
         if (!json_str_dup(doc, "access_token", &out->access_token) ||
             !json_str_dup(doc, "id_token", &out->id_token) ||
             !json_str_dup(doc, "refresh_token", &out->refresh_token) ||
-            !json_str_dup(doc, "token_type", &out->token_type) || !out->access_token) {
+            !json_str_dup(doc, "token_type", &out->token_type) || !json_str_dup(doc, "scope", &out->scope) ||
+            !out->access_token) {
             ag_log_warn("the token endpoint of issuer %s answered 200 without a usable access_token",
                         p->issuer);
             goto out;

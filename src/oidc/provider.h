@@ -84,6 +84,7 @@ enum ag_rc ag_provider_introspect(struct ag_provider *p, const char *url, const 
  * ag_token_response_clear(). */
 struct ag_token_response {
     char *access_token, *id_token, *refresh_token, *token_type, *error, *error_description;
+    char *scope;        /* granted scopes (RFC 6749 5.1); NULL when absent: as requested */
     int64_t expires_in; /* seconds; 0 when absent */
 };
 

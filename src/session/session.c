@@ -24,9 +24,9 @@ void ag_session_clear(struct ag_session *s)
     free(s->sub);
     free(s->email);
     free(s->preferred_username);
-    for (size_t i = 0; i < s->groups.n; i++)
-        free(s->groups.v[i]);
-    free(s->groups.v);
+    free(s->scope);
+    ag_strlist_clear(&s->groups);
+    ag_strlist_clear(&s->claims);
     wipe_free(s->access_token);
     wipe_free(s->id_token);
     wipe_free(s->refresh_token);
@@ -43,6 +43,7 @@ static const struct field str_fields[] = {
     {"sub", offsetof(struct ag_session, sub)},
     {"email", offsetof(struct ag_session, email)},
     {"user", offsetof(struct ag_session, preferred_username)},
+    {"sc", offsetof(struct ag_session, scope)},
     {"at", offsetof(struct ag_session, access_token)},
     {"it", offsetof(struct ag_session, id_token)},
     {"rt", offsetof(struct ag_session, refresh_token)},
@@ -60,22 +61,49 @@ static int set_str(json_t *o, const char *k, const char *v)
     return v == NULL ? 0 : json_object_set_new(o, k, json_string(v));
 }
 
+static int set_list(json_t *o, const char *k, const struct ag_strlist *l)
+{
+    json_t *a = json_array();
+    if (a == NULL)
+        return -1;
+    for (size_t i = 0; i < l->n; i++)
+        if (json_array_append_new(a, json_string(l->v[i])) != 0) {
+            json_decref(a);
+            return -1;
+        }
+    return json_object_set_new(o, k, a);
+}
+
+/* The array member k into l (empty when absent and optional). */
+static enum ag_rc get_list(json_t *o, const char *k, bool required, struct ag_strlist *l)
+{
+    json_t *a = json_object_get(o, k);
+    if (a == NULL && !required)
+        return AG_OK;
+    if (!json_is_array(a))
+        return AG_ERR_INVALID;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *g = json_array_get(a, i);
+        if (!json_is_string(g))
+            return AG_ERR_INVALID;
+        if (ag_strlist_push(l, json_string_value(g), json_string_length(g)) != AG_OK)
+            return AG_ERR_NOMEM;
+    }
+    return AG_OK;
+}
+
 enum ag_rc ag_session_seal(const struct ag_session *s, const struct ag_ticket *t, unsigned char **out,
                            size_t *outlen)
 {
-    json_t *o = json_object(), *groups = json_array();
+    json_t *o = json_object();
     char *text = NULL;
     unsigned char *buf = NULL;
     size_t len;
     enum ag_rc rc = AG_ERR_NOMEM;
 
     *out = NULL;
-    if (o == NULL || groups == NULL)
-        goto out;
-    for (size_t i = 0; i < s->groups.n; i++)
-        if (json_array_append_new(groups, json_string(s->groups.v[i])) != 0)
-            goto out;
-    if (json_object_set_new(o, "v", json_integer(1)) != 0 || json_object_set(o, "groups", groups) != 0)
+    if (o == NULL || json_object_set_new(o, "v", json_integer(1)) != 0 ||
+        set_list(o, "groups", &s->groups) != 0 || (s->claims.n > 0 && set_list(o, "hdr", &s->claims) != 0))
         goto out;
     for (size_t i = 0; i < AG_ARRAY_LEN(str_fields); i++)
         if (set_str(o, str_fields[i].key, *(char *const *)((const char *)s + str_fields[i].off)) != 0)
@@ -106,7 +134,6 @@ out:
         free(text);
     }
     free(buf);
-    json_decref(groups);
     json_decref(o);
     return rc;
 }
@@ -136,7 +163,7 @@ enum ag_rc ag_session_open(const unsigned char *in, size_t inlen, const struct a
 {
     unsigned char *pt = NULL;
     size_t ptlen = 0;
-    json_t *o = NULL, *groups;
+    json_t *o = NULL;
     json_error_t jerr;
     enum ag_rc rc = AG_ERR_INVALID;
 
@@ -161,28 +188,13 @@ enum ag_rc ag_session_open(const unsigned char *in, size_t inlen, const struct a
         if (rc != AG_OK)
             goto out;
     }
-    rc = AG_ERR_INVALID;
-    groups = json_object_get(o, "groups");
-    if (!json_is_array(groups))
-        goto out;
-    if (json_array_size(groups) > 0) {
-        s->groups.v = calloc(json_array_size(groups), sizeof(char *));
-        rc = AG_ERR_NOMEM;
-        if (s->groups.v == NULL)
-            goto out;
+    rc = get_list(o, "groups", true, &s->groups);
+    if (rc == AG_OK)
+        rc = get_list(o, "hdr", false, &s->claims);
+    if (rc == AG_OK && s->claims.n % 2 != 0)
         rc = AG_ERR_INVALID;
-        for (size_t i = 0; i < json_array_size(groups); i++) {
-            json_t *g = json_array_get(groups, i);
-            if (!json_is_string(g))
-                goto out;
-            s->groups.v[i] = strdup(json_string_value(g));
-            if (s->groups.v[i] == NULL) {
-                rc = AG_ERR_NOMEM;
-                goto out;
-            }
-            s->groups.n++;
-        }
-    }
+    if (rc != AG_OK)
+        goto out;
     rc = AG_OK;
 out:
     if (rc != AG_OK)

@@ -17,6 +17,8 @@ struct ag_session {
     char *email;
     char *preferred_username;
     struct ag_strlist groups;
+    char *scope;              /* scopes granted to the access token, space-delimited; NULL = unknown */
+    struct ag_strlist claims; /* --claim-header values in pairs: header name, value */
     char *access_token;
     char *id_token;
     char *refresh_token;

@@ -138,6 +138,7 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
         take(&s->access_token, &tr.access_token);
         take(&s->id_token, &tr.id_token);
         take(&s->refresh_token, &tr.refresh_token);
+        take(&s->scope, &tr.scope);
         s->access_expires_at = tr.expires_in > 0 ? now + tr.expires_in : 0;
         s->refresh_due_at = now + rq->app->cfg->cookie_refresh / 1000;
         rc = reissue(rq, s, t, set_cookie);

@@ -29,38 +29,26 @@ void ag_token_identity_clear(struct ag_token_identity *id)
     free(id->sub);
     free(id->email);
     free(id->preferred_username);
-    for (size_t i = 0; i < id->groups.n; i++)
-        free(id->groups.v[i]);
-    free(id->groups.v);
+    free(id->scope);
+    ag_strlist_clear(&id->groups);
+    ag_strlist_clear(&id->claims);
     memset(id, 0, sizeof(*id));
 }
 
-static char *dup_or_null(const char *s)
+static bool dup_or_null(const char *s, char **out)
 {
-    return s ? strdup(s) : NULL;
+    *out = s ? strdup(s) : NULL;
+    return s == NULL || *out != NULL;
 }
 
 static enum ag_rc copy_identity(const struct ag_token_identity *src, struct ag_token_identity *dst)
 {
     memset(dst, 0, sizeof(*dst));
-    dst->sub = dup_or_null(src->sub);
-    dst->email = dup_or_null(src->email);
-    dst->preferred_username = dup_or_null(src->preferred_username);
-    if (src->groups.n > 0) {
-        dst->groups.v = calloc(src->groups.n, sizeof(char *));
-        if (dst->groups.v == NULL)
-            goto fail;
-        for (; dst->groups.n < src->groups.n; dst->groups.n++) {
-            dst->groups.v[dst->groups.n] = strdup(src->groups.v[dst->groups.n]);
-            if (dst->groups.v[dst->groups.n] == NULL)
-                goto fail;
-        }
-    }
-    if ((src->sub && !dst->sub) || (src->email && !dst->email) ||
-        (src->preferred_username && !dst->preferred_username))
-        goto fail;
-    return AG_OK;
-fail:
+    if (dup_or_null(src->sub, &dst->sub) && dup_or_null(src->email, &dst->email) &&
+        dup_or_null(src->preferred_username, &dst->preferred_username) &&
+        dup_or_null(src->scope, &dst->scope) && ag_strlist_copy(&dst->groups, &src->groups) == AG_OK &&
+        ag_strlist_copy(&dst->claims, &src->claims) == AG_OK)
+        return AG_OK;
     ag_token_identity_clear(dst);
     return AG_ERR_NOMEM;
 }

@@ -2,7 +2,10 @@
  * A bounded cache of verified bearer tokens, so a token used again costs a hash lookup instead of a
  * signature check. Keyed by the SHA-256 of the token and the provider that verified it; an entry lives
  * until the token's exp, and at most AG_TOKEN_CACHE_TTL seconds (so a key the provider withdraws stops
- * counting soon). Fixed size, direct-mapped: a new token simply replaces the one in its slot. */
+ * counting soon). Fixed size, direct-mapped: a new token simply replaces the one in its slot.
+ * An entry holds what the token says (identity, scopes, claim headers), never a decision: every request
+ * checks it again against its own rules (policy, required scopes), so an answer cached for one route
+ * cannot open another (Oathkeeper CVE-2021-32701). */
 #ifndef AG_TOKEN_CACHE_H
 #define AG_TOKEN_CACHE_H
 
@@ -18,6 +21,8 @@ struct ag_token_cache;
 struct ag_token_identity {
     char *sub, *email, *preferred_username;
     struct ag_strlist groups;
+    char *scope;              /* granted scopes, space-delimited (from scope or scp); NULL = none */
+    struct ag_strlist claims; /* --claim-header values in pairs: header name, value */
 };
 
 enum ag_rc ag_token_cache_new(struct ag_token_cache **out);

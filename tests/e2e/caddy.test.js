@@ -2,13 +2,16 @@
 // authgate behind Debian's Caddy with forward_auth, configured from the user-facing recipe
 // conf/caddy-forward-auth.Caddyfile.example (only its addresses are replaced, global options for
 // a test instance added; checked with `caddy validate`): the browser login through Caddy, identity
-// headers for the app, sign-out, and what a client cannot forge.
+// headers for the app, sign-out, and what a client cannot forge; and programs with bearer tokens
+// (skip_jwt_bearer_tokens): a valid token reaches the app, a refused one gets authgate's RFC 6750
+// answer (401/403 with WWW-Authenticate), never the login redirect.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { freePort, startProvider, startRedis, stopAll } from './harness.js';
 import { CookieJar, request } from './login.js';
+import { decodeJwt, tokenRequest } from './oidc.js';
 import { renderCaddyRecipe, startCaddy, validateCaddyfile } from './frontends.js';
 import { SESSION_COOKIE, browserLogin, rawRequest, startEcho, startGate } from './stack.js';
 
@@ -137,5 +140,151 @@ describe('Caddy forward_auth (conf/caddy-forward-auth.Caddyfile.example)', () =>
     const r = await request(app('/app'));
     assert.ok(r.status >= 500, `got ${r.status}`);
     assert.equal(echo.requests.length, before);
+  });
+});
+
+describe('Caddy forward_auth: API clients with bearer tokens (skip_jwt_bearer_tokens, same recipe)', () => {
+  let open; // email_domains "*": the machine token (no email) is allowed
+  let scoped; // also required_scope api:write: a token with only api:read is refused (403 insufficient_scope)
+  let token; // a client-credentials JWT access token of the provider (sub api-client), scope api:read
+
+  const gateBehindCaddy = async (config) => {
+    const port = await freePort();
+    const gate = await startGate({
+      op,
+      redis,
+      config: {
+        trusted_proxy_ips: ['127.0.0.1'],
+        reverse_proxy: true,
+        skip_jwt_bearer_tokens: true,
+        oidc_extra_audiences: ['urn:authgate:api'],
+        email_domains: ['*'],
+        ...config,
+      },
+    });
+    const front = await startCaddy({ port, caddyfile: renderCaddyRecipe({ authgatePort: gate.port, appPort: echo.port, port }) });
+    return { gate, front, url: (p) => `${front.url}${p}` };
+  };
+  const clientToken = async (scope) => {
+    const r = await tokenRequest(disco.token_endpoint, { grant_type: 'client_credentials', scope },
+      { clientId: 'api-client', clientSecret: 'api-secret' });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.scope, scope, 'the provider granted what was asked');
+    return r.json.access_token;
+  };
+
+  before(async () => {
+    [open, scoped] = await Promise.all([gateBehindCaddy({}), gateBehindCaddy({ required_scope: 'api:write' })]);
+    token = await clientToken('api:read');
+    assert.equal(decodeJwt(token).header.typ, 'at+jwt');
+  });
+  after(async () => {
+    for (const x of [open, scoped]) {
+      await x?.front.stop();
+      await x?.gate.stop();
+    }
+  });
+
+  // The token with one bit of its signature flipped (in the middle: the last base64url character
+  // may carry only padding bits).
+  const tampered = () => {
+    const [h, p, s] = token.split('.');
+    const sig = Buffer.from(s, 'base64url');
+    sig[sig.length >> 1] ^= 0x01;
+    const t = `${h}.${p}.${sig.toString('base64url')}`;
+    assert.notEqual(t, token);
+    return t;
+  };
+  const basic = (password) => `Basic ${Buffer.from(`api-client:${password}`).toString('base64')}`;
+  // The recipe's identity headers, forged by the client.
+  const forged = {
+    'X-Auth-Request-User': 'mallory', 'X-Auth-Request-Email': 'mallory@example.com',
+    'X-Auth-Request-Groups': 'mallory-root', 'X-Auth-Request-Preferred-Username': 'mallory',
+    'X-Auth-Request-Access-Token': 'mallory-token', 'X-Forwarded-User': 'mallory', 'X-Forwarded-Email': 'mallory@example.com',
+  };
+  // One raw request through Caddy: every header line as sent (a WWW-Authenticate twice would show).
+  const raw = (front, p, authorization, extra = {}) => rawRequest(front.front.url, {
+    path: p,
+    headers: [...(authorization === undefined ? [] : [['Authorization', authorization]]), ...Object.entries(extra)],
+  });
+  // What the app saw of an allowed request (200 from the echo upstream, exactly one request).
+  const passed = async (front, p, authorization, extra) => {
+    const before = echo.requests.length;
+    const r = await raw(front, p, authorization, extra);
+    assert.equal(r.status, 200, `${p}: ${r.status} ${r.header('location') ?? ''} ${r.header('www-authenticate') ?? ''}`);
+    assert.equal(r.header('www-authenticate'), undefined);
+    assert.equal(r.header('set-cookie'), undefined, 'no session cookie for a token');
+    assert.equal(echo.requests.length, before + 1);
+    return JSON.parse(r.body);
+  };
+  // A refusal passed on from authgate: that status, exactly one WWW-Authenticate matching
+  // `challenge` (or none), no redirect, and nothing reached the app.
+  const refused = async (front, p, authorization, status, challenge) => {
+    const before = echo.requests.length;
+    const r = await raw(front, p, authorization, forged);
+    assert.equal(r.status, status, `${p}: ${r.status} ${r.header('location') ?? ''}`);
+    assert.equal(r.header('location'), undefined, 'no redirect to the login');
+    if (challenge) {
+      assert.equal(r.headers['www-authenticate']?.length, 1, `one challenge: ${JSON.stringify(r.headers['www-authenticate'])}`);
+      assert.match(r.header('www-authenticate'), challenge);
+    } else {
+      assert.equal(r.header('www-authenticate'), undefined);
+    }
+    assert.equal(echo.requests.length, before, 'nothing reached the app');
+    return r;
+  };
+  const INVALID_TOKEN = /^Bearer error="invalid_token", error_description="[^"]+"$/;
+
+  test('a valid client-credentials token reaches the app as its sub; forged identity headers do not', async () => {
+    const { sub } = decodeJwt(token).payload;
+    assert.equal(sub, 'api-client');
+    const seen = await passed(open, '/api/items?page=2', `Bearer ${token}`, forged);
+    assert.equal(seen.url, '/api/items?page=2');
+    // forward_auth copies authgate's X-Auth-Request-User; the recipe dropped the client's copies first.
+    assert.deepEqual(seen.headers['x-auth-request-user'], [sub]);
+    assert.equal(seen.headers['x-auth-request-preferred-username'], undefined);
+    // a machine token has no email or groups: not even Caddy 2.6's placeholder text comes through
+    assert.equal(seen.headers['x-auth-request-email'], undefined);
+    assert.equal(seen.headers['x-auth-request-groups'], undefined);
+    assert.equal(seen.headers['x-auth-request-access-token'], undefined);
+    assert.ok(!JSON.stringify(seen.headers).includes('mallory'), JSON.stringify(seen.headers));
+    assert.ok(!JSON.stringify(seen.headers).includes('{http.'), JSON.stringify(seen.headers));
+    // The app may check the token itself: Caddy passes it on.
+    assert.deepEqual(seen.headers.authorization, [`Bearer ${token}`]);
+  });
+
+  test('an invalid token (tampered signature) gets 401 with WWW-Authenticate: Bearer error="invalid_token", not a redirect', async () => {
+    const r = await refused(open, '/api/items', `Bearer ${tampered()}`, 401, INVALID_TOKEN);
+    assert.ok(!r.header('www-authenticate').includes(token.slice(0, 20)), 'the token is never echoed');
+    await refused(open, '/api/items', 'Bearer not-a-jwt', 401, INVALID_TOKEN);
+  });
+
+  test('no Authorization header: still the login redirect (302 to /oauth2/start), no challenge', async () => {
+    const before = echo.requests.length;
+    const r = await raw(open, '/api/items?page=2');
+    assert.equal(r.status, 302);
+    assert.equal(new URL(r.header('location'), open.front.url).href,
+      `${open.front.url}/oauth2/start?rd=${open.front.url}/api/items?page=2`);
+    assert.equal(r.header('www-authenticate'), undefined);
+    assert.equal(echo.requests.length, before);
+  });
+
+  test('Authorization: Basic with a bad token as the password: 401, not a redirect', async () => {
+    // the control: the valid token as the Basic password passes (as oauth2-proxy does)
+    const ok = await passed(open, '/api/basic', basic(token));
+    assert.deepEqual(ok.headers['x-auth-request-user'], ['api-client']);
+    await refused(open, '/api/basic', basic(tampered()), 401, INVALID_TOKEN);
+    // a password that is no token at all: authgate sees no credentials (no challenge), Caddy still
+    // answers the program with the 401 instead of a login page
+    await refused(open, '/api/basic', basic('wrong-password'), 401, null);
+  });
+
+  test('a valid token without the required scope: 403 with WWW-Authenticate: Bearer error="insufficient_scope"', async () => {
+    await refused(scoped, '/api/items', `Bearer ${token}`, 403, /^Bearer error="insufficient_scope", error_description="[^"]+"$/);
+    // the control: a token with the scope passes there
+    const seen = await passed(scoped, '/api/items', `Bearer ${await clientToken('api:write')}`);
+    assert.deepEqual(seen.headers['x-auth-request-user'], ['api-client']);
+    // and a refused token there is still a 401 invalid_token, not a redirect
+    await refused(scoped, '/api/items', `Bearer ${tampered()}`, 401, INVALID_TOKEN);
   });
 });

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // authgate behind Debian's nginx with auth_request, configured from the user-facing recipe
 // conf/nginx-auth-request.conf.example (only its addresses are replaced): the browser login
-// through nginx, identity headers for the app, sign-out, and what a client cannot forge.
+// through nginx, identity headers for the app, sign-out, and what a client cannot forge; and
+// programs with bearer tokens (skip_jwt_bearer_tokens): a valid token reaches the app, a refused
+// one gets authgate's RFC 6750 answer (401/403 with WWW-Authenticate), never the login redirect.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { freePort, startProvider, startRedis, stopAll } from './harness.js';
 import { CookieJar, request } from './login.js';
+import { decodeJwt, tokenRequest } from './oidc.js';
 import { renderNginxRecipe, startNginx } from './frontends.js';
 import { SESSION_COOKIE, browserLogin, rawRequest, startEcho, startGate } from './stack.js';
 
@@ -133,5 +136,134 @@ describe('nginx auth_request (conf/nginx-auth-request.conf.example)', () => {
     const r = await request(app('/app'));
     assert.ok(r.status >= 500, `got ${r.status}`);
     assert.equal(echo.requests.length, before);
+  });
+});
+
+describe('nginx auth_request: API clients with bearer tokens (skip_jwt_bearer_tokens, same recipe)', () => {
+  let open; // email_domains "*": the machine token (no email) is allowed
+  let strict; // email_domains example.com: the machine token is valid but refused (403 insufficient_scope)
+  let token; // a client-credentials JWT access token of the provider (sub api-client)
+
+  const gateBehindNginx = async (config) => {
+    const port = await freePort();
+    const gate = await startGate({
+      op,
+      redis,
+      config: {
+        trusted_proxy_ips: ['127.0.0.1'],
+        reverse_proxy: true,
+        skip_jwt_bearer_tokens: true,
+        oidc_extra_audiences: ['urn:authgate:api'],
+        ...config,
+      },
+    });
+    const front = await startNginx({ port, site: renderNginxRecipe({ authgatePort: gate.port, appPort: echo.port, port }) });
+    return { gate, front, url: (p) => `${front.url}${p}` };
+  };
+
+  before(async () => {
+    [open, strict] = await Promise.all([gateBehindNginx({ email_domains: ['*'] }), gateBehindNginx({})]);
+    const r = await tokenRequest(disco.token_endpoint, { grant_type: 'client_credentials', scope: 'api:read' },
+      { clientId: 'api-client', clientSecret: 'api-secret' });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    token = r.json.access_token;
+    assert.equal(decodeJwt(token).header.typ, 'at+jwt');
+  });
+  after(async () => {
+    for (const x of [open, strict]) {
+      await x?.front.stop();
+      await x?.gate.stop();
+    }
+  });
+
+  // The token with one bit of its signature flipped (in the middle: the last base64url character
+  // may carry only padding bits).
+  const tampered = () => {
+    const [h, p, s] = token.split('.');
+    const sig = Buffer.from(s, 'base64url');
+    sig[sig.length >> 1] ^= 0x01;
+    const t = `${h}.${p}.${sig.toString('base64url')}`;
+    assert.notEqual(t, token);
+    return t;
+  };
+  const basic = (password) => `Basic ${Buffer.from(`api-client:${password}`).toString('base64')}`;
+  const forged = {
+    'X-Auth-Request-User': 'mallory', 'X-Auth-Request-Email': 'mallory@example.com',
+    'X-User': 'mallory', 'X-Email': 'mallory@example.com', 'X-Forwarded-User': 'mallory',
+  };
+  // One raw request through nginx: every header line as sent (a WWW-Authenticate twice would show).
+  const raw = (front, p, authorization) => rawRequest(front.front.url, {
+    path: p, headers: authorization === undefined ? [] : [['Authorization', authorization]],
+  });
+  // A refusal made by nginx from authgate's answer: that status, exactly one WWW-Authenticate
+  // matching `challenge` (or none), no redirect, and nothing reached the app.
+  const refused = async (front, p, authorization, status, challenge) => {
+    const before = echo.requests.length;
+    const r = await raw(front, p, authorization);
+    assert.equal(r.status, status, `${p}: ${r.status} ${r.header('location') ?? ''}`);
+    assert.equal(r.header('location'), undefined, 'no redirect to the login');
+    if (challenge) {
+      assert.equal(r.headers['www-authenticate']?.length, 1, `one challenge: ${JSON.stringify(r.headers['www-authenticate'])}`);
+      assert.match(r.header('www-authenticate'), challenge);
+    } else {
+      assert.equal(r.header('www-authenticate'), undefined);
+    }
+    assert.equal(echo.requests.length, before, 'nothing reached the app');
+    return r;
+  };
+  const INVALID_TOKEN = /^Bearer error="invalid_token", error_description="[^"]+"$/;
+
+  test('a valid client-credentials token reaches the app as its sub; forged identity headers do not', async () => {
+    const { sub } = decodeJwt(token).payload;
+    assert.equal(sub, 'api-client');
+    const before = echo.requests.length;
+    const r = await request(open.url('/api/items?page=2'), { headers: { authorization: `Bearer ${token}`, ...forged } });
+    assert.equal(r.status, 200, `${r.status} ${r.headers.get('location') ?? ''}`);
+    assert.equal(r.headers.get('www-authenticate'), null);
+    assert.equal(r.headers.getSetCookie().length, 0, 'no session cookie for a token');
+    const seen = await r.json();
+    assert.equal(echo.requests.length, before + 1);
+    assert.equal(seen.url, '/api/items?page=2');
+    // The recipe hands authgate's X-Auth-Request-User to the app as X-User and drops the client's copies.
+    assert.deepEqual(seen.headers['x-user'], [sub]);
+    assert.equal(seen.headers['x-auth-request-user'], undefined);
+    assert.equal(seen.headers['x-auth-request-email'], undefined);
+    assert.equal(seen.headers['x-email'], undefined, 'a machine token has no email');
+    assert.ok(!JSON.stringify(seen.headers).includes('mallory'), JSON.stringify(seen.headers));
+    // The app may check the token itself: nginx passes it on.
+    assert.deepEqual(seen.headers.authorization, [`Bearer ${token}`]);
+  });
+
+  test('an invalid token (tampered signature) gets 401 with WWW-Authenticate: Bearer error="invalid_token", not a redirect', async () => {
+    const r = await refused(open, '/api/items', `Bearer ${tampered()}`, 401, INVALID_TOKEN);
+    assert.ok(!r.header('www-authenticate').includes(token.slice(0, 20)), 'the token is never echoed');
+    await refused(open, '/api/items', 'Bearer not-a-jwt', 401, INVALID_TOKEN);
+  });
+
+  test('no Authorization header: still the login redirect (302 to /oauth2/start), no challenge', async () => {
+    const before = echo.requests.length;
+    const r = await raw(open, '/api/items?page=2');
+    assert.equal(r.status, 302);
+    assert.equal(new URL(r.header('location'), open.front.url).href,
+      `${open.front.url}/oauth2/start?rd=${open.front.url}/api/items?page=2`);
+    assert.equal(r.header('www-authenticate'), undefined);
+    assert.equal(echo.requests.length, before);
+  });
+
+  test('Authorization: Basic with a bad token as the password: 401, not a redirect', async () => {
+    // the control: the valid token as the Basic password passes (as oauth2-proxy does)
+    const ok = await raw(open, '/api/basic', basic(token));
+    assert.equal(ok.status, 200, `${ok.status} ${ok.header('location') ?? ''}`);
+    assert.deepEqual(JSON.parse(ok.body).headers['x-user'], ['api-client']);
+    await refused(open, '/api/basic', basic(tampered()), 401, INVALID_TOKEN);
+    // a password that is no token at all: authgate sees no credentials (no challenge), nginx still
+    // answers the program with the 401 instead of a login page
+    await refused(open, '/api/basic', basic('wrong-password'), 401, null);
+  });
+
+  test('a valid token the policy refuses: 403 with WWW-Authenticate: Bearer error="insufficient_scope"', async () => {
+    await refused(strict, '/api/items', `Bearer ${token}`, 403, /^Bearer error="insufficient_scope", error_description="[^"]+"$/);
+    // and a refused token there is still a 401 invalid_token, not a redirect
+    await refused(strict, '/api/items', `Bearer ${tampered()}`, 401, INVALID_TOKEN);
   });
 });

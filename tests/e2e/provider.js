@@ -16,6 +16,8 @@
 //                   consumes the old one (reusing a consumed one revokes the whole grant)
 //   resourceServers { indicator: { audience, scope, ttl } } for JWT access tokens (RFC 8707)
 //   defaultResource the resource indicator used when a client_credentials request names none
+//   tokenClaims     extra claims of every access token (JWT and opaque; introspection shows them),
+//                   default { org: { tenant: "acme", id: 42 }, "https://authgate.test/roles": [...] }
 //
 // Besides the OpenID endpoints, the same port serves (loopback test use only, no auth):
 //   GET  /interaction/:uid          login form (inputs `login`, `password`), or auto-consent
@@ -91,6 +93,7 @@ const signingAlgs = cfg.signingAlgs ?? ['RS256'];
 const rotateRefresh = cfg.rotateRefreshToken ?? true;
 const defaultResource = cfg.defaultResource ?? 'urn:authgate:api';
 const resourceServers = cfg.resourceServers ?? {};
+const tokenClaims = cfg.tokenClaims ?? { org: { tenant: 'acme', id: 42 }, 'https://authgate.test/roles': ['reader', 'writer'] };
 
 // Clients by id; the admin endpoint upserts into this map and rebuilds the provider.
 const clients = new Map();
@@ -281,6 +284,7 @@ function buildProvider(issuer) {
         },
       },
     },
+    extraTokenClaims: async () => tokenClaims,
     // Refresh tokens for every client allowed the grant, without the offline_access +
     // prompt=consent dance, and not tied to the provider's browser session.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),

@@ -43,6 +43,15 @@ if [ -f "$SAMPLE" ]; then
         "${CT[@]}" --config "$SAMPLE"
     assert_eq 0 "$RUN_RC" "--config-test with conf/authgate.cfg.example exits 0"
     [ "$RUN_RC" = 0 ] || echo "$RUN_ALL" | head -20
+    # its API tokens section, uncommented, is valid too
+    sed '/API TOKENS/,$ s/^# \([a-z_]* = \)/\1/' "$SAMPLE" >"$AG_TMP/sample-api.cfg"
+    AUTHGATE_COOKIE_SECRET=$AG_COOKIE_SECRET AUTHGATE_CLIENT_SECRET_FILE=$AG_TMP/client-secret \
+        "${CT[@]}" --config "$AG_TMP/sample-api.cfg"
+    assert_eq 0 "$RUN_RC" "--config-test with the sample's API tokens section uncommented exits 0"
+    assert_contains "$RUN_ALL" 'required_scope_routes = ["^/admin/ api:admin", "POST=^/api/ api:write"]' \
+        "the sample's scope rules are read"
+    assert_contains "$RUN_ALL" 'claim_headers = ["X-Tenant=org.tenant", "X-Roles=https://example.com/roles"]' \
+        "the sample's claim headers are read"
 else
     ag_fail "sample config missing: $SAMPLE"
 fi

@@ -1515,6 +1515,9 @@ START_TEST(table_planned)
         "extra_jwt_issuers",
         "introspection_url",
         "introspection_cache_ttl",
+        "required_scope",
+        "required_scope_routes",
+        "claim_headers",
     };
     static const char *const planned[] = {
         "https_address",
@@ -1958,6 +1961,59 @@ START_TEST(cross_extra_jwt_issuers)
 }
 END_TEST
 
+START_TEST(cross_scopes_and_claim_headers)
+{
+    struct run r;
+    const char *good[] = {"--required-scope=api:read  api:write",
+                          "--required-scope-route=POST=^/api/ api:write",
+                          "--required-scope-route=^/admin/[[:space:]]x api:admin openid",
+                          "--claim-header=X-Tenant=org.tenant",
+                          "--claim-header=X-Roles=https://example.com/roles",
+                          NULL};
+    const char *bad[] = {"--required-scope=api:\"read\"",
+                         "--required-scope-route=^/api/",
+                         "--required-scope-route=^/api/( api:read",
+                         "--required-scope-route=^/x  api:read",
+                         "--claim-header=X-Tenant",
+                         "--claim-header=X Tenant=org",
+                         "--claim-header=X-A=org..id",
+                         "--claim-header=x-auth-request-email=email",
+                         "--claim-header=Authorization=sub",
+                         "--claim-header=X-B=sub",
+                         "--claim-header=x-b=email",
+                         "--skip-auth-route=GET=^/(",
+                         NULL};
+
+    load_file(&r, BASE, good, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID); /* two spaces in required_scope */
+    assert_has(r.err, "required_scope: invalid scopes \"api:read  api:write\"");
+    ck_assert_uint_eq(count_lines(r.err), 1);
+    run_free(&r);
+    good[0] = "--required-scope=api:read api:write";
+    load_file(&r, BASE, good, NULL);
+    ck_assert_int_eq(r.rc, AG_OK);
+    ck_assert_str_eq(r.cfg->required_scope, "api:read api:write");
+    ck_assert_uint_eq(r.cfg->required_scope_routes.n, 2);
+    ck_assert_uint_eq(r.cfg->claim_headers.n, 2);
+    run_free(&r);
+    load_file(&r, BASE, bad, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_has(r.err, "required_scope: invalid scopes \"api:\\\"read\\\"\"");
+    assert_has(r.err, "required_scope_routes: invalid rule \"^/api/\", expected \"[METHOD=]regex scope");
+    assert_has(r.err, "required_scope_routes: invalid regex in \"^/api/( api:read\": ");
+    assert_has(r.err, "required_scope_routes: invalid rule \"^/x  api:read\"");
+    assert_has(r.err, "claim_headers: invalid entry \"X-Tenant\", expected Header-Name=claim");
+    assert_has(r.err, "claim_headers: invalid entry \"X Tenant=org\"");
+    assert_has(r.err, "claim_headers: invalid entry \"X-A=org..id\"");
+    assert_has(r.err, "claim_headers: header \"x-auth-request-email\" is set by authgate");
+    assert_has(r.err, "claim_headers: header \"Authorization\" is set by authgate");
+    assert_has(r.err, "claim_headers: header \"x-b\" is mapped twice");
+    assert_has(r.err, "skip_auth_routes: invalid regex in \"GET=^/(\": ");
+    ck_assert_uint_eq(count_lines(r.err), 11);
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(authenticated_emails_file)
 {
     struct run r;
@@ -2171,6 +2227,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, cross_check_path_prefix);
     tcase_add_test(tc, cross_planned_alone);
     tcase_add_test(tc, cross_extra_jwt_issuers);
+    tcase_add_test(tc, cross_scopes_and_claim_headers);
     tcase_add_test(tc, authenticated_emails_file);
     tcase_add_test(tc, effective_output);
     tcase_add_test(tc, help_output);

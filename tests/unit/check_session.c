@@ -86,7 +86,7 @@ START_TEST(session_seal_open)
 {
     struct ag_ticket t, other;
     struct ag_session s = {0}, o;
-    char *groups[] = {"admins", "devs"};
+    char *groups[] = {"admins", "devs"}, *claims[] = {"X-Tenant", "acme"};
     unsigned char *blob = NULL, *blob2 = NULL;
     size_t n, n2;
 
@@ -97,6 +97,9 @@ START_TEST(session_seal_open)
     s.preferred_username = "alice";
     s.groups.n = 2;
     s.groups.v = groups;
+    s.scope = "openid email api:read";
+    s.claims.n = 2;
+    s.claims.v = claims;
     s.id_token = "eyJ.id.token";
     s.refresh_token = "refresh-SECRET";
     s.created_at = NOW;
@@ -111,6 +114,10 @@ START_TEST(session_seal_open)
     ck_assert_str_eq(o.preferred_username, "alice");
     ck_assert_uint_eq(o.groups.n, 2);
     ck_assert_str_eq(o.groups.v[1], "devs");
+    ck_assert_str_eq(o.scope, "openid email api:read");
+    ck_assert_uint_eq(o.claims.n, 2);
+    ck_assert_str_eq(o.claims.v[0], "X-Tenant");
+    ck_assert_str_eq(o.claims.v[1], "acme");
     ck_assert_ptr_null(o.access_token);
     ck_assert_str_eq(o.refresh_token, "refresh-SECRET");
     ck_assert_int_eq(o.refresh_due_at, NOW + 30);

@@ -13,10 +13,15 @@
 
 static struct ag_token_identity alice(void)
 {
-    static char *groups[] = {"admins", "devs"};
-    struct ag_token_identity id = {.sub = "alice", .email = "alice@example.com", .preferred_username = "al"};
+    static char *groups[] = {"admins", "devs"}, *claims[] = {"X-Tenant", "acme"};
+    struct ag_token_identity id = {.sub = "alice",
+                                   .email = "alice@example.com",
+                                   .preferred_username = "al",
+                                   .scope = "api:read api:write"};
     id.groups.n = 2;
     id.groups.v = groups;
+    id.claims.n = 2;
+    id.claims.v = claims;
     return id;
 }
 
@@ -33,7 +38,11 @@ START_TEST(hit_miss_and_copies)
     ck_assert_str_eq(out.email, "alice@example.com");
     ck_assert_uint_eq(out.groups.n, 2);
     ck_assert_str_eq(out.groups.v[1], "devs");
+    ck_assert_str_eq(out.scope, "api:read api:write"); /* what the token grants, re-checked per request */
+    ck_assert_uint_eq(out.claims.n, 2);
+    ck_assert_str_eq(out.claims.v[1], "acme");
     ck_assert_ptr_ne(out.sub, id.sub); /* a copy */
+    ck_assert_ptr_ne(out.claims.v[0], id.claims.v[0]);
     ag_token_identity_clear(&out);
     /* another verifier, another token, a token differing in one byte */
     ck_assert_int_eq(ag_token_cache_get(c, &b, "tok1", NOW + 1, &out), AG_ERR_NOT_FOUND);
