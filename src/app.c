@@ -9,6 +9,7 @@
 #include "app.h"
 #include "auth/policy.h"
 #include "auth/rules.h"
+#include "handle/proxy.h"
 #include "net/cidr.h"
 #include "net/redirect.h"
 #include "oidc/provider.h"
@@ -23,33 +24,38 @@ static const char *const *list(const struct ag_strlist *l)
 }
 
 /* --upstream: in this release only static://N (what Istio's ext_authz use needs); none means 200. */
+/* --upstream: one static://CODE (answer CODE to allowed checks), or http(s):// URLs to proxy to. */
 static enum ag_rc parse_upstreams(struct ag_app *app, const struct ag_config *cfg, char *err, size_t errlen)
 {
     app->static_status = 200;
-    if (cfg->upstreams.n > 1) {
-        snprintf(err, errlen, "upstreams: only one static:// upstream is supported in this release");
-        return AG_ERR_INVALID;
-    }
-    if (cfg->upstreams.n == 1) {
-        const char *u = cfg->upstreams.v[0];
-        unsigned long code = 0;
-        const char *p = u + 9;
-        if (strncmp(u, "static://", 9) != 0) {
-            snprintf(err, errlen,
-                     "upstreams: \"%.100s\": only static://CODE is supported yet (reverse proxying to "
-                     "http(s):// upstreams is planned)",
-                     u);
-            return AG_ERR_INVALID;
+    for (size_t i = 0; i < cfg->upstreams.n; i++) {
+        const char *u = cfg->upstreams.v[i];
+        char why[160];
+        if (strncmp(u, "static://", 9) == 0) {
+            unsigned long code = 0;
+            const char *p = u + 9;
+            for (; *p >= '0' && *p <= '9' && code < 1000; p++)
+                code = code * 10 + (unsigned long)(*p - '0');
+            if (*p != '\0' || code < 200 || code > 299 || cfg->upstreams.n > 1) {
+                snprintf(err, errlen, "upstreams: \"%.100s\": expected one static://CODE with a 2xx code", u);
+                return AG_ERR_INVALID;
+            }
+            app->static_status = (unsigned)code;
+            continue;
         }
-        for (; *p >= '0' && *p <= '9' && code < 1000; p++)
-            code = code * 10 + (unsigned long)(*p - '0');
-        if (*p != '\0' || code < 200 || code > 299) {
-            snprintf(err, errlen, "upstreams: \"%.100s\": expected static://CODE with a 2xx code", u);
-            return AG_ERR_INVALID;
+        if (app->upstreams.v == NULL) {
+            app->upstreams.v = calloc(cfg->upstreams.n, sizeof(*app->upstreams.v));
+            if (app->upstreams.v == NULL)
+                return AG_ERR_NOMEM;
         }
-        app->static_status = (unsigned)code;
+        enum ag_rc rc = ag_upstream_parse(u, &app->upstreams.v[app->upstreams.n], why, sizeof(why));
+        if (rc != AG_OK) {
+            snprintf(err, errlen, "upstreams: \"%.100s\": %s", u, why);
+            return rc;
+        }
+        app->upstreams.n++;
     }
-    return AG_OK;
+    return app->upstreams.n > 0 ? ag_proxy_shared_new(&app->proxy) : AG_OK;
 }
 
 /* --extra-jwt-issuers=issuer=audience: each a provider of its own (discovery, JWKS), used only to
@@ -189,6 +195,13 @@ void ag_app_fini(struct ag_app *app)
     ag_policy_free(app->policy);
     ag_rules_free(app->api_rules);
     ag_rules_free(app->scope_rules);
+    for (size_t i = 0; i < app->upstreams.n; i++)
+        ag_upstream_clear(&app->upstreams.v[i]);
+    free(app->upstreams.v);
+    app->upstreams.v = NULL;
+    app->upstreams.n = 0;
+    ag_proxy_shared_free(app->proxy);
+    app->proxy = NULL;
     ag_rules_free(app->skip_rules);
     ag_cidrs_free(app->trusted);
     ag_whitelist_free(app->whitelist);

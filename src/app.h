@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "config.h"
+#include "net/upstream.h"
 
 struct ag_redis;
 struct ag_provider;
@@ -16,6 +17,7 @@ struct ag_whitelist;
 struct ag_cidrs;
 struct ag_policy;
 struct ag_rules;
+struct ag_proxy_shared;
 struct ag_token_cache;
 
 struct ag_app {
@@ -31,12 +33,14 @@ struct ag_app {
     size_t nextra;
     struct ag_token_cache *tokens; /* verified bearer tokens (with --skip-jwt-bearer-tokens) */
     struct ag_whitelist *whitelist;
-    struct ag_cidrs *trusted;     /* peers whose X-Forwarded-* we believe */
-    struct ag_policy *policy;     /* who may log in */
-    struct ag_rules *skip_rules;  /* --skip-auth-route */
-    struct ag_rules *api_rules;   /* --api-route */
-    struct ag_rules *scope_rules; /* --required-scope-route */
-    unsigned static_status;       /* --upstream=static://N: answer N to authenticated checks */
+    struct ag_cidrs *trusted;      /* peers whose X-Forwarded-* we believe */
+    struct ag_policy *policy;      /* who may log in */
+    struct ag_rules *skip_rules;   /* --skip-auth-route */
+    struct ag_rules *api_rules;    /* --api-route */
+    struct ag_rules *scope_rules;  /* --required-scope-route */
+    unsigned static_status;        /* --upstream=static://N: answer N to authenticated checks */
+    struct ag_upstreams upstreams; /* --upstream=http(s)://...: reverse-proxy mode when n > 0 */
+    struct ag_proxy_shared *proxy; /* what proxied requests share (upstream connections) */
 };
 
 /* Build the runtime state for cfg (borrowed; must outlive app). Starts the provider's background

@@ -5,6 +5,7 @@
  * line each: "authgate: config: <where>: <option>: <what>, expected <what>"; secrets never appear. */
 #include "config.h"
 #include "auth/rules.h"
+#include "net/upstream.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -202,17 +203,19 @@ const struct ag_option ag_options[] = {
 
     /* Upstream */
     AG_OPT(upstreams, "upstream", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Upstream",
-           "upstream URL to proxy authenticated requests to; static://200 answers 200 itself"),
-    AG_OPT(pass_host_header, "pass-host-header", AG_OPT_BOOL, "true", NULL, 0, 0, AG_P, "Upstream",
+           "where allowed requests go: http(s)://host[:port][/path] (the path routes: /prefix/ or /exact), "
+           "unix:///socket[#/path], file:///dir[#/path], host=URL for one Host; static://200 answers 200 "
+           "itself"),
+    AG_OPT(pass_host_header, "pass-host-header", AG_OPT_BOOL, "true", NULL, 0, 0, 0, "Upstream",
            "send the client's Host header upstream"),
-    AG_OPT(proxy_websockets, "proxy-websockets", AG_OPT_BOOL, "true", NULL, 0, 0, AG_P, "Upstream",
+    AG_OPT(proxy_websockets, "proxy-websockets", AG_OPT_BOOL, "true", NULL, 0, 0, 0, "Upstream",
            "proxy WebSocket upgrades"),
-    AG_OPT(flush_interval, "flush-interval", AG_OPT_DURATION, "1s", NULL, 0, 0, AG_P, "Upstream",
-           "how often streamed upstream responses are flushed"),
-    AG_OPT(upstream_timeout, "upstream-timeout", AG_OPT_DURATION, "30s", NULL, 0, 0, AG_P, "Upstream",
-           "timeout of a request to the upstream"),
+    AG_OPT(flush_interval, "flush-interval", AG_OPT_DURATION, "1s", NULL, 0, 0, 0, "Upstream",
+           "accepted for oauth2-proxy configs: streamed responses are always flushed at once"),
+    AG_OPT(upstream_timeout, "upstream-timeout", AG_OPT_DURATION, "30s", NULL, 0, 0, 0, "Upstream",
+           "how long to wait for the upstream's response headers (then 504)"),
     AG_OPT(ssl_upstream_insecure_skip_verify, "ssl-upstream-insecure-skip-verify", AG_OPT_BOOL, "false", NULL,
-           0, 0, AG_P, "Upstream", "do not verify upstream TLS certificates"),
+           0, 0, 0, "Upstream", "do not verify upstream TLS certificates"),
 
     /* Headers */
     AG_OPT(set_xauthrequest, "set-xauthrequest", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Headers",
@@ -221,9 +224,9 @@ const struct ag_option ag_options[] = {
            "pass the access token (X-Forwarded-Access-Token, X-Auth-Request-Access-Token)"),
     AG_OPT(set_authorization_header, "set-authorization-header", AG_OPT_BOOL, "false", NULL, 0, 0, 0,
            "Headers", "add Authorization: Bearer <id_token> to /auth responses"),
-    AG_OPT(pass_authorization_header, "pass-authorization-header", AG_OPT_BOOL, "false", NULL, 0, 0, AG_P,
+    AG_OPT(pass_authorization_header, "pass-authorization-header", AG_OPT_BOOL, "false", NULL, 0, 0, 0,
            "Headers", "pass Authorization: Bearer <id_token> upstream"),
-    AG_OPT(pass_user_headers, "pass-user-headers", AG_OPT_BOOL, "true", NULL, 0, 0, AG_P, "Headers",
+    AG_OPT(pass_user_headers, "pass-user-headers", AG_OPT_BOOL, "true", NULL, 0, 0, 0, "Headers",
            "pass X-Forwarded-User, -Email, -Groups, -Preferred-Username upstream"),
 
     /* Routing */
@@ -2460,20 +2463,39 @@ static void ag_check(struct ag_load *ld)
                        ag_show(name, shown, sizeof(shown)));
     }
 
-    /* Upstreams: this release answers checks itself (static://CODE); proxying to http(s) is planned. */
+    /* Upstreams: one static://CODE (a 2xx), or http(s):// URLs to proxy to. */
     for (size_t u = 0; u < cfg->upstreams.n; u++) {
         const char *up = cfg->upstreams.v[u];
-        if (strncmp(up, "static://", 9) != 0 || strlen(up) != 12 || up[9] != '2' || !ag_is_digit(up[10]) ||
-            !ag_is_digit(up[11]))
-            ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams",
-                   "%s is not supported yet in authgate 0.1 (reverse proxying is planned), expected "
-                   "static://CODE "
-                   "with a 2xx code",
-                   ag_show(up, shown, sizeof(shown)));
+        struct ag_upstream parsed;
+        char why[160];
+        if (strncmp(up, "static://", 9) == 0) {
+            if (strlen(up) != 12 || up[9] != '2' || !ag_is_digit(up[10]) || !ag_is_digit(up[11]))
+                ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams",
+                       "invalid upstream %s, expected static://CODE with a 2xx code",
+                       ag_show(up, shown, sizeof(shown)));
+            else if (cfg->upstreams.n > 1)
+                ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams",
+                       "%s among several upstreams, expected static://CODE alone (it answers every allowed "
+                       "request)",
+                       ag_show(up, shown, sizeof(shown)));
+        } else if (ag_upstream_parse(up, &parsed, why, sizeof(why)) != AG_OK) {
+            ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams", "invalid upstream %s, %s",
+                   ag_show(up, shown, sizeof(shown)), why);
+        } else {
+            for (size_t d = 0; d < u; d++) {
+                struct ag_upstream other;
+                if (ag_upstream_parse(cfg->upstreams.v[d], &other, why, sizeof(why)) == AG_OK &&
+                    strcmp(other.path, parsed.path) == 0 &&
+                    (other.host == NULL ? parsed.host == NULL
+                                        : parsed.host && strcmp(other.host, parsed.host) == 0))
+                    ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams",
+                           "%s routes the same host and path as %s, expected one upstream per path",
+                           ag_show(up, shown, sizeof(shown)), cfg->upstreams.v[d]);
+                ag_upstream_clear(&other);
+            }
+            ag_upstream_clear(&parsed);
+        }
     }
-    if (cfg->upstreams.n > 1)
-        ag_err(ld, ag_where(cfg, ag_idx("upstreams")), "upstreams",
-               "several upstreams, expected one static://CODE");
     if (cfg->check_path_prefix[0] != '\0') {
         size_t cl = strlen(cfg->check_path_prefix);
         if (cfg->check_path_prefix[0] != '/' || cfg->check_path_prefix[cl - 1] == '/')

@@ -18,6 +18,9 @@
 #define AG_OWN_BODY_MAX (64 * 1024)
 
 struct ag_rq_block;
+struct ag_proxy;
+struct ag_upstream;
+struct ag_reply;
 
 struct ag_request {
     struct ag_app *app;
@@ -29,15 +32,19 @@ struct ag_request {
     char client[64];     /* peer address, "unix" for unix sockets */
     char request_id[AG_REQUEST_ID_MAX + 1];
     struct timespec start;
-    uint64_t body_bytes;       /* request body bytes seen */
-    int route_id;              /* enum ag_route_id of the handler that answered, -1 before */
-    bool started;              /* first access-handler call done */
-    bool counted;              /* included in app->inflight */
-    bool answered;             /* a response was queued */
-    unsigned status;           /* status sent, for the request log */
-    uint64_t resp_size;        /* body bytes sent, for the request log */
-    const char *user;          /* who the request was authenticated as, for the logs (arena) */
-    struct ag_rq_block *arena; /* memory that dies with the request */
+    uint64_t body_bytes;             /* request body bytes seen */
+    int route_id;                    /* enum ag_route_id of the handler that answered, -1 before */
+    bool started;                    /* first access-handler call done */
+    bool counted;                    /* included in app->inflight */
+    bool answered;                   /* a response was queued */
+    unsigned status;                 /* status sent, for the request log */
+    uint64_t resp_size;              /* body bytes sent, for the request log */
+    const char *user;                /* who the request was authenticated as, for the logs (arena) */
+    struct ag_rq_block *arena;       /* memory that dies with the request */
+    struct ag_proxy *proxy;          /* reverse-proxy mode: the upstream transfer (handle/proxy.c) */
+    struct ag_reply *pending;        /* reverse-proxy mode: a refusal to send once the body is in (arena) */
+    const char *set_cookie;          /* reverse-proxy mode: a re-issued session cookie (arena) */
+    const struct ag_upstream *files; /* reverse-proxy mode: a file:// upstream answers this request */
 };
 
 /* Per-request memory: freed all at once when the request completes. NULL on ENOMEM. */

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handle/proxy.h"
+#include "handle/tunnel.h"
 #include "log.h"
 #include "net/addr.h"
 #include "request.h"
@@ -71,7 +73,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct ag_server *s = cls;
     struct ag_request *rq = *con_cls;
 
-    AG_UNUSED(upload_data);
     if (rq == NULL) { /* on_uri failed to allocate */
         rq = ag_request_new(s->app, conn, url);
         if (rq == NULL)
@@ -87,6 +88,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         ag_request_set_id(rq, ag_request_header(rq, s->app->cfg->request_id_header));
         atomic_fetch_add(&s->app->inflight, 1);
         rq->counted = true;
+        rq->route_id = ag_router_match(s->app->cfg, rq->raw_uri, rq->path_len)->id;
+        if (ag_proxy_wanted(rq))
+            return ag_proxy_begin(rq); /* the body, of any size, streams upstream */
         if (body_too_large(rq)) {
             /* Refuse before reading the body; the client sees 413, the connection closes. */
             struct ag_reply reply;
@@ -95,6 +99,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return ag_response_send(rq, &reply);
         }
         return MHD_YES;
+    }
+    if (ag_proxy_wanted(rq)) {
+        if (rq->answered)
+            return MHD_YES; /* refused early: the rest of the body is dropped */
+        if (*upload_data_size == 0)
+            return ag_proxy_finish(rq);
+        rq->body_bytes += *upload_data_size;
+        enum MHD_Result r = ag_proxy_body(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return r;
     }
     if (*upload_data_size != 0) {
         rq->body_bytes += *upload_data_size;
@@ -141,6 +155,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         };
         ag_log_request(&lr);
     }
+    ag_proxy_end(rq); /* before the log line: the transfer's byte count is final then */
     if (rq->counted)
         atomic_fetch_sub(&s->app->inflight, 1);
     ag_request_free(rq);
@@ -212,16 +227,30 @@ enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err
         opts[i].option = MHD_OPTION_THREAD_POOL_SIZE;
         opts[i].value = (intptr_t)workers;
     }
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                              on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (app->upstreams.n > 0) {
+        /* Reverse proxy: a thread per connection, so a request can wait for its upstream while the
+         * body streams (handle/proxy.c). The pool's size option does not apply. */
+        flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+        for (size_t i = 0; i < AG_ARRAY_LEN(opts); i++)
+            if (opts[i].option == MHD_OPTION_THREAD_POOL_SIZE)
+                opts[i].option = MHD_OPTION_END;
+        workers = 0;
+    }
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (s->mhd == NULL) {
         snprintf(err, errlen, "libmicrohttpd could not start on %s", s->url);
         rc = AG_ERR_INTERNAL;
         goto out;
     }
     s->listen_fd = -1; /* libmicrohttpd owns and closes it now (or hands it back when quiesced) */
-    ag_log_info("serving with %u worker thread%s, up to %lld connections", workers, workers == 1 ? "" : "s",
-                (long long)cfg->max_connections);
+    if (workers == 0)
+        ag_log_info("proxying to %zu upstream%s, a thread per connection, up to %lld connections",
+                    app->upstreams.n, app->upstreams.n == 1 ? "" : "s", (long long)cfg->max_connections);
+    else
+        ag_log_info("serving with %u worker thread%s, up to %lld connections", workers,
+                    workers == 1 ? "" : "s", (long long)cfg->max_connections);
     *out = s;
     s = NULL;
     rc = AG_OK;
@@ -263,8 +292,10 @@ void ag_server_free(struct ag_server *s)
 {
     if (s == NULL)
         return;
-    if (s->mhd != NULL)
+    if (s->mhd != NULL) {
+        ag_tunnel_stop_all(); /* WebSocket tunnels hold connection threads the daemon joins */
         MHD_stop_daemon(s->mhd);
+    }
     s->mhd = NULL;
     if (s->listen_fd >= 0) /* only when the daemon never started */
         close(s->listen_fd);

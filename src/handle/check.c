@@ -405,35 +405,42 @@ enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
     return rc;
 }
 
-enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
+enum ag_rc ag_check_authorize(struct ag_request *rq, struct ag_reply *reply, struct ag_session *s,
+                              const char **set_cookie, bool *allowed)
 {
-    struct ag_session s;
     struct ag_ticket t;
-    const char *back, *set_cookie = NULL, *why = "invalid token";
+    const char *back, *why = "invalid token";
     enum ag_rc rc, brc;
 
     memset(reply, 0, sizeof(*reply));
+    memset(s, 0, sizeof(*s));
+    *set_cookie = NULL;
+    *allowed = false;
     if (skipped(rq)) {
-        ag_reply_text(reply, rq->app->static_status, "Authenticated");
+        *allowed = true; /* with no identity */
         return AG_OK;
     }
-    brc = bearer(rq, &s, &why);
+    brc = bearer(rq, s, &why);
     if (brc == AG_OK)
-        brc = demands_met(rq, &s, false, &why);
-    rc = brc == AG_OK ? allow(rq, reply, rq->app->static_status, "Authenticated", &s, NULL)
-                      : bearer_refused(rq, reply, brc, why);
-    ag_session_clear(&s);
+        brc = demands_met(rq, s, false, &why);
+    if (brc == AG_OK) {
+        *allowed = true;
+        return AG_OK;
+    }
+    ag_session_clear(s);
+    rc = bearer_refused(rq, reply, brc, why);
     if (rc != AG_ERR_NOT_FOUND)
         return rc;
 
-    rc = ag_session_load(rq, &s, &t, &set_cookie);
+    rc = ag_session_load(rq, s, &t, set_cookie);
     ag_ticket_clear(&t);
     if (rc == AG_OK) {
-        if (demands_met(rq, &s, false, &why) != AG_OK)
-            rc = refuse_session(rq, reply, &s, why);
-        else
-            rc = allow(rq, reply, rq->app->static_status, "Authenticated", &s, set_cookie);
-        ag_session_clear(&s);
+        if (demands_met(rq, s, false, &why) == AG_OK) {
+            *allowed = true;
+            return AG_OK;
+        }
+        rc = refuse_session(rq, reply, s, why);
+        ag_session_clear(s);
         return rc;
     }
     if (rc == AG_ERR_UNAVAILABLE)
@@ -455,4 +462,18 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
     if (rq->app->cfg->skip_provider_button)
         return ag_flow_begin(rq, back, reply);
     return ag_page_sign_in(rq, reply, back);
+}
+
+enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply)
+{
+    struct ag_session s;
+    const char *set_cookie;
+    bool allowed;
+    enum ag_rc rc = ag_check_authorize(rq, reply, &s, &set_cookie, &allowed);
+
+    if (!allowed)
+        return rc;
+    rc = allow(rq, reply, rq->app->static_status, "Authenticated", &s, set_cookie);
+    ag_session_clear(&s);
+    return rc;
 }

@@ -4,6 +4,7 @@
 #define AG_HANDLE_HANDLERS_H
 
 #include "response.h"
+#include "session/session.h"
 
 /* --ping-path: 200 "OK" while the process runs (liveness). */
 enum ag_rc ag_handle_ping(struct ag_request *rq, struct ag_reply *reply);
@@ -15,6 +16,13 @@ enum ag_rc ag_handle_robots(struct ag_request *rq, struct ag_reply *reply);
 enum ag_rc ag_handle_not_found(struct ag_request *rq, struct ag_reply *reply);
 /* Every other path: the authorization check (Istio ext_authz, --upstream=static://N). */
 enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply);
+
+/* The catch-all's decision, shared by the check and the reverse proxy. *allowed: s holds the identity
+ * (empty on a skip-auth route; free with ag_session_clear()) and *set_cookie a re-issued session cookie
+ * or NULL. Not allowed: reply holds the answer (a login redirect, 401, 403, 503) and the return value is
+ * what a handler returns. */
+enum ag_rc ag_check_authorize(struct ag_request *rq, struct ag_reply *reply, struct ag_session *s,
+                              const char **set_cookie, bool *allowed);
 /* /oauth2/auth: 202 with identity headers, 401 without a session, 403 when not allowed; never 3xx. */
 enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply);
 /* /oauth2/start: redirect to the provider. */

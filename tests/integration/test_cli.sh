@@ -56,6 +56,20 @@ else
     ag_fail "sample config missing: $SAMPLE"
 fi
 
+# The reverse-proxy samples (Grafana, Jaeger, Kiali, all three by host), with the secrets by env.
+for name in grafana jaeger kiali multi; do
+    PSAMPLE=$AG_SRCDIR/conf/proxy-$name.cfg.example
+    if [ -f "$PSAMPLE" ]; then
+        AUTHGATE_COOKIE_SECRET=$AG_COOKIE_SECRET AUTHGATE_CLIENT_SECRET_FILE=$AG_TMP/client-secret \
+            "${CT[@]}" --config "$PSAMPLE"
+        assert_eq 0 "$RUN_RC" "--config-test with conf/proxy-$name.cfg.example exits 0"
+        [ "$RUN_RC" = 0 ] || echo "$RUN_ALL" | head -20
+        assert_contains "$RUN_ALL" 'upstreams = [' "conf/proxy-$name.cfg.example proxies to its upstreams"
+    else
+        ag_fail "sample config missing: $PSAMPLE"
+    fi
+done
+
 # --- flag syntax ---------------------------------------------------------------------------------
 "${CT[@]}" --config "$CFG" --silence-ping-logging --cookie-name spaced --request-logging=false
 assert_eq 0 "$RUN_RC" "--flag value, bare bool and --bool=false are accepted"
@@ -145,10 +159,13 @@ expect_error "--request-logging=maybe" "authgate: config: flag --request-logging
 expect_error "scalar flag given twice" "authgate: config: flag --cookie-name: cookie_name:" \
     -- --config "$CFG" --cookie-name=a --cookie-name=b
 
-ag_run 10 "$AUTHGATE" --config-test --config "$CFG" --upstream=http://x
-assert_eq 1 "$RUN_RC" "--upstream (not supported yet) exits 1"
-assert_contains "$RUN_ERR" "not supported yet" "--upstream is refused as 'not supported yet'"
-assert_contains "$RUN_ERR" "upstream" "the refusal names the upstream option"
+ag_run 10 "$AUTHGATE" --config-test --config "$CFG" --upstream=ftp://files.example/
+assert_eq 1 "$RUN_RC" "--upstream=ftp:// exits 1"
+assert_contains "$RUN_ERR" 'upstreams: invalid upstream "ftp://files.example/", expected http://, https://, unix://, file:// or static://CODE' \
+    "the refusal names the upstream option and what is expected"
+ag_run 10 "$AUTHGATE" --config-test --config "$CFG" --upstream=http://127.0.0.1:3000/ --upstream=http://127.0.0.1:16686/jaeger/
+assert_eq 0 "$RUN_RC" "http upstreams (reverse proxy) are accepted"
+assert_contains "$RUN_ALL" 'upstreams = ["http://127.0.0.1:3000/", "http://127.0.0.1:16686/jaeger/"]' "both upstreams are kept"
 
 ag_run 10 "$AUTHGATE" --config-test --config "$CFG" --bogus-flag=1
 assert_eq 1 "$RUN_RC" "an unknown flag exits 1"

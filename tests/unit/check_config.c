@@ -1406,24 +1406,26 @@ END_TEST
 START_TEST(planned_refused)
 {
     struct run r;
-    const char *flags[] = {"--flush-interval=2s", "--pass-authorization-header", NULL};
+    const char *flags[] = {"--metrics-address=127.0.0.1:9100", "--tls-key-file=/k.pem", NULL};
     /* Setting a planned option to its default value is still setting it. */
-    const char *env[] = {"OAUTH2_PROXY_PASS_HOST_HEADER=true", "AUTHGATE_PROXY_WEBSOCKETS=true", NULL};
+    const char *env[] = {"OAUTH2_PROXY_REDIS_USE_SENTINEL=false", "AUTHGATE_REDIS_SENTINEL_MASTER_NAME=m",
+                         NULL};
 
     load_file(&r,
               "https_address = \":443\"\nredis_sentinel_connection_urls = [\"redis://s:26379\"]\n"
-              "upstream_timeout = \"30s\"\n" BASE,
+              "tls_cert_file = \"/x.pem\"\n" BASE,
               flags, env);
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
     assert_error_lines(r.err);
-    assert_has(r.err, "authgate: config: flag --flush-interval: flush_interval: not supported yet in "
+    assert_has(r.err, "authgate: config: flag --metrics-address: metrics_address: not supported yet in "
                       "authgate 0.1 (planned)");
-    assert_has(r.err, "flag --pass-authorization-header: pass_authorization_header: not supported yet");
-    assert_has(r.err, "env OAUTH2_PROXY_PASS_HOST_HEADER: pass_host_header: not supported yet");
-    assert_has(r.err, "env AUTHGATE_PROXY_WEBSOCKETS: proxy_websockets: not supported yet");
+    assert_has(r.err, "flag --tls-key-file: tls_key_file: not supported yet");
+    assert_has(r.err, "env OAUTH2_PROXY_REDIS_USE_SENTINEL: redis_use_sentinel: not supported yet");
+    assert_has(r.err,
+               "env AUTHGATE_REDIS_SENTINEL_MASTER_NAME: redis_sentinel_master_name: not supported yet");
     assert_has(r.err, ".cfg:1: https_address: not supported yet");
     assert_has(r.err, ".cfg:2: redis_sentinel_connection_urls: not supported yet");
-    assert_has(r.err, ".cfg:3: upstream_timeout: not supported yet");
+    assert_has(r.err, ".cfg:3: tls_cert_file: not supported yet");
     ck_assert_uint_eq(count_lines(r.err), 7);
     run_free(&r);
 
@@ -1518,6 +1520,13 @@ START_TEST(table_planned)
         "required_scope",
         "required_scope_routes",
         "claim_headers",
+        "pass_host_header",
+        "flush_interval",
+        "upstream_timeout",
+        "ssl_upstream_insecure_skip_verify",
+        "pass_authorization_header",
+        "pass_user_headers",
+        "proxy_websockets",
     };
     static const char *const planned[] = {
         "https_address",
@@ -1527,13 +1536,6 @@ START_TEST(table_planned)
         "redis_use_sentinel",
         "redis_sentinel_master_name",
         "redis_sentinel_connection_urls",
-        "pass_host_header",
-        "proxy_websockets",
-        "flush_interval",
-        "upstream_timeout",
-        "ssl_upstream_insecure_skip_verify",
-        "pass_authorization_header",
-        "pass_user_headers",
     };
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
         ck_assert_msg((ag_options[opt(live[i])].flags & AG_OPTF_PLANNED) == 0, "%s is marked planned",
@@ -1815,13 +1817,41 @@ END_TEST
 
 START_TEST(cross_upstreams)
 {
-    static const char *const good[] = {"static://200", "static://202", "static://204", "static://299"};
-    static const char *const bad[] = {"http://x",        "https://app.internal:8443/",
-                                      "file:///var/www", "static://404",
-                                      "static://302",    "static://500",
-                                      "static://20",     "static://2000",
-                                      "static://2x0",    "static://",
-                                      "STATIC://200",    ""};
+    static const char *const good[] = {"static://200",
+                                       "static://202",
+                                       "static://204",
+                                       "static://299",
+                                       "http://x",
+                                       "https://app.internal:8443/",
+                                       "http://127.0.0.1:3000/grafana/",
+                                       "http://[::1]:8080/api/exact",
+                                       "unix:///run/grafana.sock",
+                                       "unix:///run/app.sock#/app/",
+                                       "Grafana.Example.com=http://127.0.0.1:3000/",
+                                       "file:///var/www#/static/"};
+    static const struct {
+        const char *url, *why;
+    } bad[] = {
+        {"file://var/www", "expected file:///absolute/directory"},
+        {"unix://run/app.sock", "expected unix:///absolute/socket/path"},
+        {"unix:///run/app.sock#app", "expected #/path after the socket"},
+        {"=http://x/", "expected host=URL with a host name before the ="},
+        {"grafana.example.com:443=http://x/", "expected host=URL with a plain host name (no port)"},
+        {"static://404", "expected static://CODE with a 2xx code"},
+        {"static://302", "expected static://CODE with a 2xx code"},
+        {"static://500", "expected static://CODE with a 2xx code"},
+        {"static://20", "expected static://CODE with a 2xx code"},
+        {"static://2000", "expected static://CODE with a 2xx code"},
+        {"static://2x0", "expected static://CODE with a 2xx code"},
+        {"static://", "expected static://CODE with a 2xx code"},
+        {"STATIC://200", "expected http://, https://, unix://, file:// or static://CODE"},
+        {"ftp://x/", "expected http://, https://, unix://, file:// or static://CODE"},
+        {"http://", "expected a host after the scheme"},
+        {"http://user:pw@x/", "expected host[:port] without user info"}, /* shown as user:****@x */
+        {"http://x/?a=1", "expected no query or fragment"},
+        {"http://x/a#b", "expected no query or fragment"},
+        {"http://x/a b", "expected a path without spaces or control characters"},
+    };
     char arg[128], want[256];
     const char *flags[] = {arg, NULL};
     struct run r;
@@ -1835,40 +1865,55 @@ START_TEST(cross_upstreams)
         run_free(&r);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        snprintf(arg, sizeof(arg), "--upstream=%s", bad[i]);
+        snprintf(arg, sizeof(arg), "--upstream=%s", bad[i].url);
         load_file(&r, BASE, flags, NULL);
-        if (bad[i][0] == '\0') { /* an empty flag value is an empty list: no upstream, which is fine */
-            ck_assert_msg(r.rc == AG_OK, "%s", r.err);
-            ck_assert_uint_eq(r.cfg->upstreams.n, 0);
-            run_free(&r);
-            continue;
-        }
-        ck_assert_msg(r.rc == AG_ERR_INVALID, "accepted %s", bad[i]);
-        snprintf(want, sizeof(want),
-                 "authgate: config: flag --upstream: upstreams: \"%s\" is not supported yet in authgate 0.1 "
-                 "(reverse proxying is planned), expected static://CODE with a 2xx code",
-                 bad[i]);
+        ck_assert_msg(r.rc == AG_ERR_INVALID, "accepted %s", bad[i].url);
+        snprintf(want, sizeof(want), "authgate: config: flag --upstream: upstreams: ");
         assert_has(r.err, want);
+        assert_has(r.err, strstr(bad[i].url, "pw@") ? "http://user:****@x/" : bad[i].url);
+        assert_has(r.err, bad[i].why);
         ck_assert_uint_eq(count_lines(r.err), 1);
         run_free(&r);
     }
+    /* an empty flag value is an empty list: no upstream, which is fine */
+    snprintf(arg, sizeof(arg), "--upstream=");
+    load_file(&r, BASE, flags, NULL);
+    ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+    ck_assert_uint_eq(r.cfg->upstreams.n, 0);
+    run_free(&r);
 
-    /* At most one upstream: two good ones cost one error; a bad one among them costs its own. */
+    /* static:// stands alone; http upstreams may be several, one per routing path */
     {
         const char *two[] = {"--upstream=static://200", "--upstream=static://204", NULL};
         load_file(&r, BASE, two, NULL);
         ck_assert_int_eq(r.rc, AG_ERR_INVALID);
-        assert_has(r.err, "authgate: config: flag --upstream: upstreams: several upstreams, expected one "
-                          "static://CODE");
-        ck_assert_uint_eq(count_lines(r.err), 1);
+        assert_has(r.err,
+                   "upstreams: \"static://200\" among several upstreams, expected static://CODE alone");
+        assert_has(r.err, "upstreams: \"static://204\" among several upstreams");
+        ck_assert_uint_eq(count_lines(r.err), 2);
         run_free(&r);
     }
     load_file(&r, "upstreams = [\"static://200\", \"http://127.0.0.1:8080\"]\n" BASE, NULL, NULL);
     ck_assert_int_eq(r.rc, AG_ERR_INVALID);
     assert_error_lines(r.err);
-    assert_has(r.err, ".cfg:1: upstreams: \"http://127.0.0.1:8080\" is not supported yet");
-    assert_has(r.err, ".cfg:1: upstreams: several upstreams");
-    ck_assert_uint_eq(count_lines(r.err), 2);
+    assert_has(r.err, ".cfg:1: upstreams: \"static://200\" among several upstreams");
+    ck_assert_uint_eq(count_lines(r.err), 1);
+    run_free(&r);
+    load_file(&r, "upstreams = [\"http://a:1/\", \"http://b:2/api/\", \"http://c:3/api/x\"]\n" BASE, NULL,
+              NULL);
+    ck_assert_msg(r.rc == AG_OK, "%s", r.err);
+    ck_assert_uint_eq(r.cfg->upstreams.n, 3);
+    run_free(&r);
+    load_file(&r, "upstreams = [\"http://a:1/api/\", \"https://b:2/api/\"]\n" BASE, NULL, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_has(r.err,
+               ".cfg:1: upstreams: \"https://b:2/api/\" routes the same host and path as http://a:1/api/");
+    ck_assert_uint_eq(count_lines(r.err), 1);
+    run_free(&r);
+    load_file(&r,
+              "upstreams = [\"a.example=http://a:1/\", \"b.example=http://b:2/\", \"http://c:3/\"]\n" BASE,
+              NULL, NULL);
+    ck_assert_msg(r.rc == AG_OK, "%s", r.err);
     run_free(&r);
 
     /* From the file and env, one good upstream loads. */
