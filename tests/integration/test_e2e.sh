@@ -4,8 +4,8 @@ if [ -z "${BASH_VERSION-}" ]; then exec bash "$0" "$@"; fi
 # The Node.js end-to-end suites in tests/e2e (node:test): runs `npm test` there and turns the
 # runner's own totals into the one "N passed, M failed" line (skipped, todo and cancelled tests
 # count as failed: nothing may be skipped). Uses tests/e2e/node_modules when tests/run.sh has
-# installed it (npm ci there); otherwise runs a copy under the build tree, tests/e2e-run, with
-# its own npm ci.
+# installed it (npm ci there) after the last change of package-lock.json; otherwise runs a copy
+# under the build tree, tests/e2e-run, with its own npm ci.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 ag_require node npm redis-server
@@ -21,8 +21,10 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 src=$AG_SRCDIR/tests/e2e
 dir=$src
-if [ ! -f "$src/node_modules/.package-lock.json" ]; then
-    # Not installed by tests/run.sh: install into a copy in the build tree, so that make check
+if [ ! -f "$src/node_modules/.package-lock.json" ] ||
+    [ "$src/package-lock.json" -nt "$src/node_modules/.package-lock.json" ]; then
+    # Not installed by tests/run.sh (or installed before package-lock.json last changed, so a new
+    # dependency would be missing): install into a copy in the build tree, so that make check
     # never writes into the source tree (read-only under make distcheck). npm ci runs again only
     # when package-lock.json changed.
     dir=${AG_BUILDDIR:-$PWD}/tests/e2e-run
