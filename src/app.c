@@ -14,6 +14,7 @@
 #include "net/redirect.h"
 #include "oidc/provider.h"
 #include "session/redis.h"
+#include "session/scache.h"
 #include "session/ticket.h"
 #include "token/cache.h"
 #include "util/crypto.h"
@@ -24,6 +25,16 @@ static const char *const *list(const struct ag_strlist *l)
 }
 
 /* --upstream: in this release only static://N (what Istio's ext_authz use needs); none means 200. */
+static void scache_invalidate(void *cls, const char *key, size_t len)
+{
+    ag_scache_invalidate(cls, key, len);
+}
+
+static void scache_reset(void *cls)
+{
+    ag_scache_reset(cls);
+}
+
 /* --upstream: one static://CODE (answer CODE to allowed checks), or http(s):// URLs to proxy to. */
 static enum ag_rc parse_upstreams(struct ag_app *app, const struct ag_config *cfg, char *err, size_t errlen)
 {
@@ -162,6 +173,13 @@ enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *er
                       err, errlen);
     if (rc != AG_OK)
         goto fail;
+    rc = ag_scache_new((size_t)cfg->session_cache_entries, &app->scache);
+    if (rc == AG_OK && app->scache != NULL)
+        rc = ag_redis_tracking_start(app->redis, scache_invalidate, scache_reset, app->scache);
+    if (rc != AG_OK) {
+        snprintf(err, errlen, "session_cache_entries: cannot start the session cache");
+        goto fail;
+    }
     rc = ag_provider_new(cfg, &app->provider, err, errlen);
     if (rc != AG_OK)
         goto fail;
@@ -191,7 +209,9 @@ void ag_app_fini(struct ag_app *app)
     app->extra = NULL;
     app->nextra = 0;
     ag_provider_free(app->provider);
-    ag_redis_free(app->redis);
+    ag_redis_free(app->redis); /* stops the invalidation thread first: then the cache can go */
+    ag_scache_free(app->scache);
+    app->scache = NULL;
     ag_policy_free(app->policy);
     ag_rules_free(app->api_rules);
     ag_rules_free(app->scope_rules);

@@ -12,6 +12,7 @@
 #include "net/upstream.h"
 
 struct ag_redis;
+struct ag_scache;
 struct ag_provider;
 struct ag_whitelist;
 struct ag_cidrs;
@@ -28,6 +29,7 @@ struct ag_app {
     unsigned char ticket_key[32]; /* MACs session tickets */
     unsigned char csrf_key[32];   /* seals the CSRF cookie */
     struct ag_redis *redis;       /* NULL only in tests that need no sessions */
+    struct ag_scache *scache;     /* sealed sessions kept exact by Redis' invalidations; NULL: off */
     struct ag_provider *provider; /* NULL only in tests that need no login */
     struct ag_provider **extra;   /* --extra-jwt-issuers: bearer tokens only */
     size_t nextra;

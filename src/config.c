@@ -200,6 +200,9 @@ const struct ag_option ag_options[] = {
            AG_P, "Session", "Sentinel URLs"),
     AG_OPT(redis_timeout, "redis-timeout", AG_OPT_DURATION, "1s", NULL, 0, 0, 0, "Session",
            "timeout of each Redis command"),
+    AG_OPT(
+        session_cache_entries, "session-cache-entries", AG_OPT_INT, "4096", NULL, 0, 1000000, 0, "Session",
+        "sessions kept in memory, dropped the moment Redis reports a change (client-side caching); 0 = off"),
 
     /* Upstream */
     AG_OPT(upstreams, "upstream", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Upstream",

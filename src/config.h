@@ -139,7 +139,8 @@ struct ag_config {
     bool redis_use_sentinel;
     char *redis_sentinel_master_name;
     struct ag_strlist redis_sentinel_connection_urls;
-    int64_t redis_timeout; /* ms, per command */
+    int64_t redis_timeout;         /* ms, per command */
+    int64_t session_cache_entries; /* 0 = no session cache */
 
     /* Upstream */
     struct ag_strlist upstreams;

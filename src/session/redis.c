@@ -4,7 +4,9 @@
  * failed check, not a connect timeout. */
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +26,25 @@ struct ag_redis {
     char *password;
     struct timeval timeout;
     pthread_key_t key; /* this thread's struct conn */
+
+    /* Client-side caching (ag_redis_tracking_start): the subscriber thread and what it shares. */
+    bool tracking;
+    pthread_t sub_thread;
+    atomic_bool sub_stop;
+    atomic_llong track_id; /* the subscriber's CLIENT ID while it is subscribed, else 0 */
+    atomic_int sub_fd;     /* its socket, -1 while down */
+    atomic_int sub_busy;   /* 1 from before it reads its socket until what it read is applied */
+    atomic_llong heard_ms; /* when it last heard from Redis (replies to its PINGs count) */
+    atomic_bool tracking_refused;
+    void (*on_invalidate)(void *cls, const char *key, size_t len);
+    void (*on_reset)(void *cls);
+    void *cls;
 };
 
 struct conn {
     redisContext *ctx;
     int64_t retry_after_ms; /* monotonic ms before which no reconnect is tried */
+    long long track_id;     /* the subscriber id this connection's CLIENT TRACKING redirects to; 0: none */
 };
 
 static int64_t now_ms(void)
@@ -162,6 +178,10 @@ void ag_redis_free(struct ag_redis *r)
 {
     if (r == NULL)
         return;
+    if (r->tracking) {
+        atomic_store(&r->sub_stop, true);
+        pthread_join(r->sub_thread, NULL);
+    }
     conn_free(pthread_getspecific(r->key));
     pthread_setspecific(r->key, NULL);
     pthread_key_delete(r->key);
@@ -254,6 +274,7 @@ static struct conn *conn_get(struct ag_redis *r)
         if (now_ms() < c->retry_after_ms)
             return NULL;
         c->ctx = dial(r);
+        c->track_id = 0;
         if (c->ctx == NULL) {
             c->retry_after_ms = now_ms() + BACKOFF_MS;
             return NULL;
@@ -264,14 +285,45 @@ static struct conn *conn_get(struct ag_redis *r)
 
 /* Run a command with one retry on a fresh connection after an I/O error (a connection that Redis
  * closed while idle, or a Redis that restarted). Returns the reply (caller frees) or NULL. */
-static redisReply *command(struct ag_redis *r, int argc, const char **argv, const size_t *lens)
+/* With client-side caching on: make c's connection track the keys it reads, its invalidations going to
+ * the subscriber's current connection. False when the connection failed (the caller reconnects). */
+static bool ensure_tracking(struct ag_redis *r, struct conn *c)
+{
+    long long id = atomic_load(&r->track_id);
+    char idtext[24];
+
+    if (!r->tracking || id == 0 || c->track_id == id || atomic_load(&r->tracking_refused))
+        return true;
+    snprintf(idtext, sizeof(idtext), "%lld", id);
+    const char *argv[5] = {"CLIENT", "TRACKING", "ON", "REDIRECT", idtext};
+    size_t lens[5] = {6, 8, 2, 8, strlen(idtext)};
+    redisReply *rep = run(c->ctx, 5, argv, lens);
+    if (rep == NULL)
+        return false;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        /* Redis before 6, or a proxy that does not pass it: no caching, sessions are read every time */
+        if (!atomic_exchange(&r->tracking_refused, true))
+            ag_log_warn("redis: CLIENT TRACKING refused (%s): the session cache stays off", rep->str);
+    } else {
+        c->track_id = id;
+    }
+    freeReplyObject(rep);
+    return true;
+}
+
+static redisReply *command_tracked(struct ag_redis *r, int argc, const char **argv, const size_t *lens,
+                                   bool *tracked)
 {
     char buf[300];
+    if (tracked != NULL)
+        *tracked = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct conn *c = conn_get(r);
         if (c == NULL)
             return NULL;
-        redisReply *rep = run(c->ctx, argc, argv, lens);
+        redisReply *rep = tracked != NULL && !ensure_tracking(r, c) ? NULL : run(c->ctx, argc, argv, lens);
+        if (rep != NULL && tracked != NULL)
+            *tracked = c->track_id != 0 && c->track_id == atomic_load(&r->track_id);
         if (rep != NULL) {
             if (rep->type == REDIS_REPLY_ERROR) {
                 ag_log_warn("redis %s: %s: %s", where(r, buf, sizeof(buf)), argv[0], rep->str);
@@ -287,6 +339,27 @@ static redisReply *command(struct ag_redis *r, int argc, const char **argv, cons
     return NULL;
 }
 
+static redisReply *command(struct ag_redis *r, int argc, const char **argv, const size_t *lens)
+{
+    return command_tracked(r, argc, argv, lens, NULL);
+}
+
+/* After a write, with client-side caching on: one more round trip on the same connection. Redis queues
+ * the invalidations of a write before that write's reply and writes them out before it reads another
+ * command, so once this PING is answered every other instance has its invalidation in its socket, where
+ * ag_redis_cache_usable() looks before any cached session is used: a sign-out is over everywhere before
+ * the browser learns of it. */
+static void barrier(struct ag_redis *r)
+{
+    if (!r->tracking)
+        return;
+    const char *argv[1] = {"PING"};
+    size_t lens[1] = {4};
+    redisReply *rep = command(r, 1, argv, lens);
+    if (rep != NULL)
+        freeReplyObject(rep);
+}
+
 enum ag_rc ag_redis_set(struct ag_redis *r, const char *key, const void *val, size_t len, int64_t ttl_ms)
 {
     char ttl[24];
@@ -297,15 +370,22 @@ enum ag_rc ag_redis_set(struct ag_redis *r, const char *key, const void *val, si
     if (rep == NULL)
         return AG_ERR_UNAVAILABLE;
     freeReplyObject(rep);
+    barrier(r);
     return AG_OK;
 }
 
 enum ag_rc ag_redis_get(struct ag_redis *r, const char *key, unsigned char **val, size_t *len)
 {
+    return ag_redis_get_tracked(r, key, val, len, NULL);
+}
+
+enum ag_rc ag_redis_get_tracked(struct ag_redis *r, const char *key, unsigned char **val, size_t *len,
+                                bool *tracked)
+{
     const char *argv[2] = {"GET", key};
     size_t lens[2] = {3, strlen(key)};
     enum ag_rc rc = AG_ERR_UNAVAILABLE;
-    redisReply *rep = command(r, 2, argv, lens);
+    redisReply *rep = command_tracked(r, 2, argv, lens, tracked);
 
     *val = NULL;
     if (rep == NULL)
@@ -334,6 +414,7 @@ enum ag_rc ag_redis_del(struct ag_redis *r, const char *key)
     if (rep == NULL)
         return AG_ERR_UNAVAILABLE;
     freeReplyObject(rep);
+    barrier(r);
     return AG_OK;
 }
 
@@ -376,4 +457,148 @@ enum ag_rc ag_redis_ping(struct ag_redis *r)
         return AG_ERR_UNAVAILABLE;
     freeReplyObject(rep);
     return AG_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Client-side caching: the subscriber. */
+
+#define SUB_PING_MS  300  /* how often it asks Redis for a sign of life */
+#define SUB_FRESH_MS 1000 /* without one for this long, cached values are not used */
+
+/* One message on the subscriber connection: an invalidation (keys, or nil for "everything"), or the
+ * answer to a PING. */
+static void sub_handle(struct ag_redis *r, redisReply *rep)
+{
+    atomic_store(&r->heard_ms, now_ms());
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rep->element[0]->str, "message") != 0)
+        return;
+    redisReply *keys = rep->element[2];
+    if (keys->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < keys->elements; i++)
+            if (keys->element[i]->type == REDIS_REPLY_STRING)
+                r->on_invalidate(r->cls, keys->element[i]->str, keys->element[i]->len);
+    } else if (keys->type == REDIS_REPLY_STRING) {
+        r->on_invalidate(r->cls, keys->str, keys->len);
+    } else {
+        r->on_reset(r->cls); /* nil: FLUSHALL / FLUSHDB */
+    }
+}
+
+/* Connect, learn our id, subscribe; NULL on failure. */
+static redisContext *sub_dial(struct ag_redis *r, long long *id)
+{
+    redisContext *ctx = dial(r);
+    redisReply *rep;
+
+    if (ctx == NULL)
+        return NULL;
+    const char *cid[2] = {"CLIENT", "ID"};
+    size_t cidl[2] = {6, 2};
+    rep = run(ctx, 2, cid, cidl);
+    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+        if (rep != NULL)
+            freeReplyObject(rep);
+        redisFree(ctx);
+        return NULL;
+    }
+    *id = rep->integer;
+    freeReplyObject(rep);
+    const char *sub[2] = {"SUBSCRIBE", "__redis__:invalidate"};
+    size_t subl[2] = {9, 20};
+    rep = run(ctx, 2, sub, subl);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL)
+            freeReplyObject(rep);
+        redisFree(ctx);
+        return NULL;
+    }
+    freeReplyObject(rep);
+    return ctx;
+}
+
+static void *sub_main(void *arg)
+{
+    struct ag_redis *r = arg;
+
+    while (!atomic_load(&r->sub_stop)) {
+        long long id = 0;
+        redisContext *ctx = sub_dial(r, &id);
+        if (ctx == NULL) {
+            for (int i = 0; i < 10 && !atomic_load(&r->sub_stop); i++) /* a second between tries */
+                nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+            continue;
+        }
+        atomic_store(&r->heard_ms, now_ms());
+        atomic_store(&r->sub_fd, ctx->fd);
+        atomic_store(&r->track_id, id); /* worker connections now turn tracking on, redirected here */
+        int64_t last_ping = now_ms();
+        bool ok = true;
+        while (ok && !atomic_load(&r->sub_stop)) {
+            struct pollfd p = {ctx->fd, POLLIN, 0};
+            int pr = poll(&p, 1, 100);
+            if (pr < 0)
+                continue;
+            if (pr > 0) {
+                void *rep = NULL;
+                atomic_store(&r->sub_busy, 1); /* before the bytes leave the socket: see cache_usable */
+                if (redisBufferRead(ctx) != REDIS_OK)
+                    ok = false;
+                while (ok && redisGetReplyFromReader(ctx, &rep) == REDIS_OK && rep != NULL) {
+                    sub_handle(r, rep);
+                    freeReplyObject(rep);
+                    rep = NULL;
+                }
+                if (ctx->err)
+                    ok = false;
+                atomic_store(&r->sub_busy, 0);
+            }
+            if (ok && now_ms() - last_ping >= SUB_PING_MS) {
+                int done = 0;
+                ok = redisAppendCommand(ctx, "PING") == REDIS_OK;
+                while (ok && !done)
+                    ok = redisBufferWrite(ctx, &done) == REDIS_OK;
+                last_ping = now_ms();
+            }
+        }
+        /* lost (or stopping): nothing cached may be trusted any more */
+        atomic_store(&r->track_id, 0);
+        atomic_store(&r->sub_fd, -1);
+        r->on_reset(r->cls);
+        if (!atomic_load(&r->sub_stop))
+            ag_log_warn("redis: the invalidation channel was lost (%s); the session cache is emptied",
+                        ctx->errstr[0] ? ctx->errstr : "closed");
+        redisFree(ctx);
+    }
+    return NULL;
+}
+
+enum ag_rc ag_redis_tracking_start(struct ag_redis *r,
+                                   void (*on_invalidate)(void *cls, const char *key, size_t len),
+                                   void (*on_reset)(void *cls), void *cls)
+{
+    r->on_invalidate = on_invalidate;
+    r->on_reset = on_reset;
+    r->cls = cls;
+    atomic_store(&r->sub_fd, -1);
+    if (pthread_create(&r->sub_thread, NULL, sub_main, r) != 0)
+        return AG_ERR_INTERNAL;
+    r->tracking = true;
+    return AG_OK;
+}
+
+bool ag_redis_cache_usable(struct ag_redis *r)
+{
+    int fd;
+
+    if (!r->tracking || atomic_load(&r->tracking_refused) || atomic_load(&r->track_id) == 0 ||
+        now_ms() - atomic_load(&r->heard_ms) > SUB_FRESH_MS)
+        return false;
+    /* No invalidation may be waiting: first unread bytes on the socket, then bytes read but not yet applied
+     * (the subscriber marks itself busy before it reads). */
+    fd = atomic_load(&r->sub_fd);
+    struct pollfd p = {fd, POLLIN, 0};
+    if (fd < 0 || poll(&p, 1, 0) != 0)
+        return false;
+    return atomic_load(&r->sub_busy) == 0;
 }

@@ -27,6 +27,25 @@ enum ag_rc ag_redis_set(struct ag_redis *r, const char *key, const void *val, si
  * the key does not exist. */
 enum ag_rc ag_redis_get(struct ag_redis *r, const char *key, unsigned char **val, size_t *len);
 
+/* GET as above; *tracked (when not NULL) says whether the value was read on a connection whose keys Redis
+ * tracks for the live invalidation channel, so that a cache may keep it (see ag_redis_tracking_start). */
+enum ag_rc ag_redis_get_tracked(struct ag_redis *r, const char *key, unsigned char **val, size_t *len,
+                                bool *tracked);
+
+/* Client-side caching (Redis 6+, RESP2 form): start a thread with its own connection subscribed to
+ * __redis__:invalidate; from then on each worker connection runs CLIENT TRACKING ON REDIRECT <its id>
+ * before reading tracked keys. Every key that changes in Redis (written or deleted by anyone, expired,
+ * evicted) is passed to on_invalidate, and when the channel is lost or Redis flushes, on_reset is called:
+ * both from that thread. The thread stops in ag_redis_free(). */
+enum ag_rc ag_redis_tracking_start(struct ag_redis *r,
+                                   void (*on_invalidate)(void *cls, const char *key, size_t len),
+                                   void (*on_reset)(void *cls), void *cls);
+
+/* Whether cached values may be served now: the invalidation channel is up, Redis answered it within the last
+ * second (a hung Redis stops the cache within a second, and the request then waits for Redis like before),
+ * and no invalidation is waiting to be applied. */
+bool ag_redis_cache_usable(struct ag_redis *r);
+
 /* DEL key (no error when it did not exist). */
 enum ag_rc ag_redis_del(struct ag_redis *r, const char *key);
 

@@ -16,6 +16,7 @@
 #include "net/cookie.h"
 #include "oidc/provider.h"
 #include "session/redis.h"
+#include "session/scache.h"
 #include "session/web.h"
 #include "util/b64.h"
 #include "util/crypto.h"
@@ -34,24 +35,39 @@ static enum ag_rc save(struct ag_request *rq, const struct ag_session *s, const 
         return rc;
     ag_ticket_store_key(t, key, sizeof(key));
     rc = ag_redis_set(rq->app->redis, key, blob, n, ttl_ms);
+    ag_scache_invalidate(rq->app->scache, key, strlen(key)); /* Redis tells us too; do not wait for it */
     free(blob);
     return rc;
 }
 
-/* Read and open the session stored for ticket t. */
-static enum ag_rc fetch(struct ag_request *rq, const struct ag_ticket *t, struct ag_session *s)
+/* Read and open the session stored for ticket t: from the session cache while Redis' invalidation
+ * channel vouches for it (session/scache.h), else from Redis. `fresh`: from Redis in any case (the
+ * re-read under the refresh lock, which must see the very latest refresh token). */
+static enum ag_rc fetch(struct ag_request *rq, const struct ag_ticket *t, struct ag_session *s, bool fresh)
 {
+    struct ag_scache *cache = rq->app->scache;
     char key[AG_TICKET_STORE_KEY_MAX];
     unsigned char *blob = NULL;
     size_t n = 0;
+    bool tracked = false;
+    uint64_t snapshot;
     enum ag_rc rc;
 
     ag_ticket_store_key(t, key, sizeof(key));
-    rc = ag_redis_get(rq->app->redis, key, &blob, &n);
+    if (cache != NULL && !fresh && ag_redis_cache_usable(rq->app->redis) &&
+        ag_scache_get(cache, key, &blob, &n) == AG_OK) {
+        rc = ag_session_open(blob, n, t, s);
+        free(blob);
+        return rc == AG_OK ? AG_OK : AG_ERR_UNAUTHENTICATED;
+    }
+    snapshot = ag_scache_snapshot(cache, key);
+    rc = ag_redis_get_tracked(rq->app->redis, key, &blob, &n, cache != NULL ? &tracked : NULL);
     if (rc == AG_ERR_NOT_FOUND)
         return AG_ERR_UNAUTHENTICATED;
     if (rc != AG_OK)
         return AG_ERR_UNAVAILABLE;
+    if (tracked)
+        ag_scache_put(cache, key, snapshot, blob, n);
     rc = ag_session_open(blob, n, t, s);
     free(blob);
     return rc == AG_OK ? AG_OK : AG_ERR_UNAUTHENTICATED;
@@ -114,7 +130,7 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
 
     /* someone may have refreshed this login between our read and the lock */
     memset(&cur, 0, sizeof(cur));
-    rc = fetch(rq, t, &cur);
+    rc = fetch(rq, t, &cur, true);
     if (rc != AG_OK) {
         ag_redis_unlock(rq->app->redis, key, token);
         return rc;
@@ -169,7 +185,7 @@ enum ag_rc ag_session_load(struct ag_request *rq, struct ag_session *s, struct a
         return AG_ERR_UNAUTHENTICATED;
     if (ag_ticket_decode(value, strlen(value), rq->app->ticket_key, cfg->cookie_name, now, t) != AG_OK)
         return AG_ERR_UNAUTHENTICATED;
-    rc = fetch(rq, t, s);
+    rc = fetch(rq, t, s, false);
     if (rc != AG_OK)
         return rc;
     if (s->expires_at <= now) {
@@ -223,6 +239,7 @@ enum ag_rc ag_session_destroy(struct ag_request *rq, struct ag_reply *reply)
         ag_ticket_store_key(&t, key, sizeof(key));
         ag_ticket_clear(&t);
         rc = ag_redis_del(rq->app->redis, key);
+        ag_scache_invalidate(rq->app->scache, key, strlen(key));
     }
     const char *cookie = ag_cookie_make(rq, cfg->cookie_name, "", -1);
     if (cookie == NULL)

@@ -2,7 +2,8 @@
  * A bounded cache of verified bearer tokens, so a token used again costs a hash lookup instead of a
  * signature check. Keyed by the SHA-256 of the token and the provider that verified it; an entry lives
  * until the token's exp, and at most AG_TOKEN_CACHE_TTL seconds (so a key the provider withdraws stops
- * counting soon). Fixed size, direct-mapped: a new token simply replaces the one in its slot.
+ * counting soon). Fixed size, 4-way set-associative: a new token replaces the least recently used of
+ * its set.
  * An entry holds what the token says (identity, scopes, claim headers), never a decision: every request
  * checks it again against its own rules (policy, required scopes), so an answer cached for one route
  * cannot open another (Oathkeeper CVE-2021-32701). */

@@ -1527,6 +1527,7 @@ START_TEST(table_planned)
         "pass_authorization_header",
         "pass_user_headers",
         "proxy_websockets",
+        "session_cache_entries",
     };
     static const char *const planned[] = {
         "https_address",
