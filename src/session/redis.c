@@ -301,8 +301,10 @@ static bool ensure_tracking(struct ag_redis *r, struct conn *c)
     if (rep == NULL)
         return false;
     if (rep->type == REDIS_REPLY_ERROR) {
-        /* Redis before 6, or a proxy that does not pass it: no caching, sessions are read every time */
-        if (!atomic_exchange(&r->tracking_refused, true))
+        /* Redis before 6 (or a proxy that does not pass it): no caching, sessions are read every time.
+         * Any other error (the subscriber just went away: "redirect ... does not exist") leaves this
+         * connection untracked for now; its reads are then not cached. */
+        if (strcasestr(rep->str, "unknown") != NULL && !atomic_exchange(&r->tracking_refused, true))
             ag_log_warn("redis: CLIENT TRACKING refused (%s): the session cache stays off", rep->str);
     } else {
         c->track_id = id;

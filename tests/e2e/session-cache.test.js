@@ -100,6 +100,15 @@ describe('sessions from memory, kept exact by Redis', () => {
     await redis.restart();
     await waitReady(B.base, B);
     assert.equal((await auth(B, s)).status, 401, 'the restarted Redis has no such session');
+    // the invalidation channel came back with a new client id, and the workers' tracking followed it
+    const again = await login(A);
+    assert.equal((await auth(B, again)).status, 202);
+    await new Promise((resolve) => setTimeout(resolve, 1200)); // the channel is heard from again
+    const before = await gets();
+    for (let i = 0; i < 10; i++) assert.equal((await auth(B, again)).status, 202);
+    assert.ok((await gets()) - before <= 2, `10 checks after the restart cost ${(await gets()) - before} GETs`);
+    await request(`${A.base}/oauth2/sign_out`, { headers: { cookie: again.cookie } });
+    assert.equal((await auth(B, again)).status, 401, 'invalidations flow again after the restart');
   });
 
   test('with session_cache_entries = 0 every check reads Redis', async () => {
