@@ -12,6 +12,8 @@ PACKAGES=(
     check curl python3 clang-format ca-certificates
     # later integration tests (sessions, reverse proxies) and the benchmark
     redis-server nginx caddy wrk
+    # the benchmark's C peer: Apache with mod_auth_openidc
+    apache2 libapache2-mod-auth-openidc
     # the end-to-end browser test (headless, driven by the npm package playwright-core)
     chromium
 )
@@ -58,7 +60,7 @@ if ! node_ok; then
     fi
 fi
 # Debian starts services on install; the tests run their own instances on random ports.
-for svc in redis-server nginx caddy; do
+for svc in redis-server nginx caddy apache2; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
         echo "deps.sh: stopping the system $svc service (tests start their own)"
         systemctl stop "$svc" || true
