@@ -36,6 +36,41 @@ struct ring {
     size_t head, len;
 };
 
+/* Append as much of data[0..len) as fits; returns how much did. */
+static size_t ring_put(struct ring *r, const char *data, size_t len)
+{
+    size_t n = 0;
+    while (n < len && r->len < RING_BYTES) {
+        size_t tail = (r->head + r->len) % RING_BYTES, chunk = RING_BYTES - tail;
+        if (chunk > RING_BYTES - r->len)
+            chunk = RING_BYTES - r->len;
+        if (chunk > len - n)
+            chunk = len - n;
+        memcpy(r->buf + tail, data + n, chunk);
+        r->len += chunk;
+        n += chunk;
+    }
+    return n;
+}
+
+/* Take up to max bytes into buf; returns how many. */
+static size_t ring_take(struct ring *r, char *buf, size_t max)
+{
+    size_t n = 0;
+    while (n < max && r->len > 0) {
+        size_t chunk = RING_BYTES - r->head;
+        if (chunk > r->len)
+            chunk = r->len;
+        if (chunk > max - n)
+            chunk = max - n;
+        memcpy(buf + n, r->buf + r->head, chunk);
+        r->head = (r->head + chunk) % RING_BYTES;
+        r->len -= chunk;
+        n += chunk;
+    }
+    return n;
+}
+
 struct ag_proxy {
     struct ag_proxy_shared *ps;
     unsigned refs; /* the request and the transfer thread: the last to let go frees it */
@@ -341,17 +376,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *cls)
         pthread_mutex_unlock(&px->mu);
         return CURL_READFUNC_ABORT;
     }
-    while (n < want && px->req.len > 0) {
-        size_t chunk = RING_BYTES - px->req.head;
-        if (chunk > px->req.len)
-            chunk = px->req.len;
-        if (chunk > want - n)
-            chunk = want - n;
-        memcpy(buf + n, px->req.buf + px->req.head, chunk);
-        px->req.head = (px->req.head + chunk) % RING_BYTES;
-        px->req.len -= chunk;
-        n += chunk;
-    }
+    n = ring_take(&px->req, buf, want);
     pthread_cond_broadcast(&px->cv);
     pthread_mutex_unlock(&px->mu);
     return n; /* 0 at the end of the body */
@@ -369,15 +394,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *cls)
             pthread_cond_wait(&px->cv, &px->mu);
         if (px->aborted)
             break;
-        size_t tail = (px->resp.head + px->resp.len) % RING_BYTES;
-        size_t room = RING_BYTES - px->resp.len, chunk = RING_BYTES - tail;
-        if (chunk > room)
-            chunk = room;
-        if (chunk > total - n)
-            chunk = total - n;
-        memcpy(px->resp.buf + tail, data + n, chunk);
-        px->resp.len += chunk;
-        n += chunk;
+        n += ring_put(&px->resp, data + n, total - n);
         pthread_cond_broadcast(&px->cv);
     }
     pthread_mutex_unlock(&px->mu);
@@ -700,15 +717,7 @@ enum MHD_Result ag_proxy_body(struct ag_request *rq, const char *data, size_t le
     while (n < len && !px->done && !px->aborted) {
         while (px->req.len == RING_BYTES && !px->done && !px->aborted)
             pthread_cond_wait(&px->cv, &px->mu);
-        size_t tail = (px->req.head + px->req.len) % RING_BYTES;
-        size_t room = RING_BYTES - px->req.len, chunk = RING_BYTES - tail;
-        if (chunk > room)
-            chunk = room;
-        if (chunk > len - n)
-            chunk = len - n;
-        memcpy(px->req.buf + tail, data + n, chunk);
-        px->req.len += chunk;
-        n += chunk;
+        n += ring_put(&px->req, data + n, len - n);
         pthread_cond_broadcast(&px->cv);
     }
     pthread_mutex_unlock(&px->mu);
@@ -725,17 +734,7 @@ static ssize_t read_response(void *cls, uint64_t pos, char *buf, size_t max)
     pthread_mutex_lock(&px->mu);
     while (px->resp.len == 0 && !px->done && !px->aborted)
         pthread_cond_wait(&px->cv, &px->mu);
-    while (n < max && px->resp.len > 0) {
-        size_t chunk = RING_BYTES - px->resp.head;
-        if (chunk > px->resp.len)
-            chunk = px->resp.len;
-        if (chunk > max - n)
-            chunk = max - n;
-        memcpy(buf + n, px->resp.buf + px->resp.head, chunk);
-        px->resp.head = (px->resp.head + chunk) % RING_BYTES;
-        px->resp.len -= chunk;
-        n += chunk;
-    }
+    n = ring_take(&px->resp, buf, max);
     if (n > 0)
         pthread_cond_broadcast(&px->cv);
     bool ok = px->done && px->result == CURLE_OK;
