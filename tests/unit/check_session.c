@@ -7,6 +7,7 @@
 
 #include "session/session.h"
 #include "session/ticket.h"
+#include "util/crypto.h"
 
 static unsigned char mac_key[32];
 #define NOW 1800000000
@@ -152,6 +153,86 @@ START_TEST(session_too_large)
 }
 END_TEST
 
+/* Seal `pt` (len bytes) for ticket t as the store would hold it, and try to open it. */
+static enum ag_rc open_plain(const struct ag_ticket *t, const void *pt, size_t len, struct ag_session *o)
+{
+    unsigned char *blob = malloc(len + AG_SEAL_OVERHEAD);
+    size_t n = 0;
+    ck_assert_ptr_nonnull(blob);
+    ck_assert_int_eq(ag_seal(t->key, t->id, sizeof(t->id), pt, len, blob, &n), AG_OK);
+    enum ag_rc rc = ag_session_open(blob, n, t, o);
+    free(blob);
+    return rc;
+}
+
+/* A format-2 record: tag, 4-byte little-endian length, bytes. */
+static size_t rec(unsigned char *buf, size_t o, unsigned char tag, const void *v, size_t len)
+{
+    buf[o] = tag;
+    buf[o + 1] = (unsigned char)len;
+    buf[o + 2] = (unsigned char)(len >> 8);
+    buf[o + 3] = buf[o + 4] = 0;
+    memcpy(buf + o + 5, v, len);
+    return o + 5 + len;
+}
+
+/* The four integers every session has (tags 16-19). */
+static size_t ints(unsigned char *buf, size_t o)
+{
+    const unsigned char eight[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+    for (unsigned char tag = 16; tag <= 19; tag++)
+        o = rec(buf, o, tag, eight, 8);
+    return o;
+}
+
+START_TEST(session_formats)
+{
+    struct ag_ticket t;
+    struct ag_session o;
+    unsigned char buf[512];
+    size_t n;
+
+    ck_assert_int_eq(ag_ticket_new(&t, NOW + 60), AG_OK);
+    /* format 1 (JSON), as earlier releases wrote it, still opens */
+    const char *v1 = "{\"v\":1,\"groups\":[\"g\"],\"sub\":\"bob\",\"c\":1,\"e\":2,\"r\":0,\"ae\":0}";
+    ck_assert_int_eq(open_plain(&t, v1, strlen(v1), &o), AG_OK);
+    ck_assert_str_eq(o.sub, "bob");
+    ck_assert_str_eq(o.groups.v[0], "g");
+    ck_assert_int_eq(o.expires_at, 2);
+    ag_session_clear(&o);
+    /* a well-formed format 2 */
+    memcpy(buf, "AGS2", 4);
+    n = ints(buf, rec(buf, rec(buf, 4, 1, "carol", 5), 32, "devs", 4));
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_OK);
+    ck_assert_str_eq(o.sub, "carol");
+    ck_assert_uint_eq(o.groups.n, 1);
+    ck_assert_int_eq(o.created_at, 1);
+    ag_session_clear(&o);
+    /* refused: a string twice, an unknown tag, a NUL in a string, a missing integer, a short record,
+     * a length past the end, one claim without its value, an integer of 7 bytes */
+    memcpy(buf, "AGS2", 4);
+    n = ints(buf, rec(buf, rec(buf, 4, 1, "a", 1), 1, "b", 1));
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_ERR_INVALID);
+    n = ints(buf, rec(buf, 4, 99, "x", 1));
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_ERR_INVALID);
+    n = ints(buf, rec(buf, 4, 2, "a\0b", 3));
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_ERR_INVALID);
+    n = rec(buf, 4, 1, "a", 1);
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_ERR_INVALID);
+    n = ints(buf, 4);
+    ck_assert_int_eq(open_plain(&t, buf, n + 3, &o), AG_ERR_INVALID); /* 3 stray bytes: a short record */
+    n = ints(buf, rec(buf, 4, 1, "abc", 3));
+    buf[5] = 200; /* sub's length now points past the end */
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_ERR_INVALID);
+    n = ints(buf, rec(buf, 4, 33, "X-Tenant", 8));
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_ERR_INVALID);
+    n = ints(buf, 4);
+    buf[5] = 7; /* the first integer (tag 16) is 7 bytes long now; one stray byte ends the buffer */
+    ck_assert_int_eq(open_plain(&t, buf, n, &o), AG_ERR_INVALID);
+    ck_assert_ptr_null(o.sub); /* nothing half-filled is left */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("session");
@@ -161,6 +242,7 @@ int main(void)
     tcase_add_test(tc, ticket_refuses_bad_values);
     tcase_add_test(tc, session_seal_open);
     tcase_add_test(tc, session_too_large);
+    tcase_add_test(tc, session_formats);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
