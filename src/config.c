@@ -6,6 +6,7 @@
 #include "config.h"
 #include "auth/rules.h"
 #include "net/upstream.h"
+#include "util/b64.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -616,51 +617,6 @@ void ag_config_format_duration(int64_t ms, char *buf, size_t size)
     }
 }
 
-static int ag_b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decode standard or URL-safe base64 with optional padding into out (cap bytes); false when s is not
- * base64 or decodes to more than cap bytes. */
-static bool ag_b64_decode(const char *s, size_t len, unsigned char *out, size_t cap, size_t *outlen)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-
-    while (len > 0 && s[len - 1] == '=')
-        len--;
-    if (len % 4 == 1)
-        return false;
-    if ((len / 4) * 3 + (len % 4 == 0 ? 0 : len % 4 - 1) > cap)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        int v = ag_b64_val((unsigned char)s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    *outlen = n;
-    return true;
-}
-
 static bool ag_aes_len(size_t n)
 {
     return n == 16 || n == 24 || n == 32;
@@ -677,7 +633,9 @@ enum ag_rc ag_config_cookie_key(const char *secret, unsigned char key[32], size_
     slen = strlen(secret);
     /* Like oauth2-proxy: prefer the base64 reading, but only when it yields an AES key length, so
      * a 32-character ASCII secret that happens to be valid base64 keeps working. */
-    if (ag_b64_decode(secret, slen, tmp, sizeof(tmp), &n) && ag_aes_len(n)) {
+    if (ag_b64_decode(secret, slen, AG_B64_STANDARD | AG_B64_PADDING | AG_B64_LAX_TAIL, tmp, sizeof(tmp),
+                      &n) == AG_OK &&
+        ag_aes_len(n)) {
         memcpy(key, tmp, n);
         *len = n;
         rc = AG_OK;

@@ -97,7 +97,7 @@ static const char *bearer_token(struct ag_request *rq)
     const char *h = ag_request_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
     unsigned char raw[AG_JWT_MAX_LEN];
     size_t n = 0, len;
-    char *text, *colon;
+    char *colon;
 
     if (h == NULL)
         return NULL;
@@ -105,16 +105,10 @@ static const char *bearer_token(struct ag_request *rq)
         return h[7] != '\0' ? h + 7 : NULL;
     if (strncasecmp(h, "Basic ", 6) != 0)
         return NULL;
-    /* standard base64 of user:password; translate to the URL alphabet our decoder speaks */
+    /* standard base64 of user:password (up to its padding) */
     len = strcspn(h + 6, "=");
-    if (len > AG_B64URL_LEN(sizeof(raw)))
-        return NULL;
-    text = ag_request_strndup(rq, h + 6, len);
-    if (text == NULL)
-        return NULL;
-    for (char *c = text; *c; c++)
-        *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
-    if (ag_b64url_decode(text, len, raw, sizeof(raw) - 1, &n) != AG_OK)
+    if (len > AG_B64URL_LEN(sizeof(raw)) ||
+        ag_b64_decode(h + 6, len, AG_B64_STANDARD, raw, sizeof(raw) - 1, &n) != AG_OK)
         return NULL;
     raw[n] = '\0';
     if (memchr(raw, '\0', n) != NULL)

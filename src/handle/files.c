@@ -98,14 +98,17 @@ static const char *content_type(const char *file)
     return "application/octet-stream";
 }
 
-static enum MHD_Result page(struct ag_request *rq, unsigned status, const char *code, const char *msg)
+/* 405 for anything but GET and HEAD, with the Allow header RFC 9110 wants. */
+static enum MHD_Result not_allowed(struct ag_request *rq)
 {
     struct ag_reply reply;
+    enum ag_rc rc;
+
     memset(&reply, 0, sizeof(reply));
-    if (ag_page_error(rq, &reply, status, code, msg) != AG_OK)
-        ag_response_error(rq, AG_ERR_INTERNAL, &reply);
-    if (status == 405)
-        ag_reply_header(&reply, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    rc = ag_page_error(rq, &reply, 405, "method_not_allowed", "Only GET and HEAD are served here.");
+    if (rc != AG_OK)
+        ag_response_error(rq, rc, &reply);
+    ag_reply_header(&reply, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     return ag_response_send(rq, &reply);
 }
 
@@ -119,20 +122,20 @@ enum MHD_Result ag_files_serve(struct ag_request *rq, const struct ag_upstream *
     int fd;
 
     if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0)
-        return page(rq, 405, "method_not_allowed", "Only GET and HEAD are served here.");
+        return not_allowed(rq);
     if (ag_files_map(up, rq->raw_uri, rq->path_len, want, sizeof(want) - 12) != AG_OK)
-        return page(rq, 404, "not_found", "There is no such file.");
+        return ag_page_send(rq, 404, "not_found", "There is no such file.");
     /* the file, or a directory's index.html; its real path must stay in the (real) directory */
     if (stat(want, &st) == 0 && S_ISDIR(st.st_mode))
         strcat(want, "/index.html");
     if (realpath(up->file_dir, root) == NULL || realpath(want, real) == NULL ||
         strncmp(real, root, strlen(root)) != 0 || (real[strlen(root)] != '/' && real[strlen(root)] != '\0'))
-        return page(rq, 404, "not_found", "There is no such file.");
+        return ag_page_send(rq, 404, "not_found", "There is no such file.");
     fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0)
             close(fd);
-        return page(rq, 404, "not_found", "There is no such file.");
+        return ag_page_send(rq, 404, "not_found", "There is no such file.");
     }
     resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd); /* closes fd when done */
     if (resp == NULL) {

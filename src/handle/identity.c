@@ -19,15 +19,40 @@ static enum ag_rc add(struct ag_request *rq, struct ag_reply *reply, const char 
     return ag_reply_header(reply, name, ag_request_strdup(rq, value));
 }
 
-/* Whether the configured --claim-header map still names header `name` (a session made under an older
- * map may carry more). */
-static bool mapped(const struct ag_config *cfg, const char *name)
+static char header_char(char c)
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < cfg->claim_headers.n; i++)
-        if (strncasecmp(cfg->claim_headers.v[i], name, n) == 0 && cfg->claim_headers.v[i][n] == '=')
+    return c == '_' ? '-' : (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+bool ag_identity_claim_header(const struct ag_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->claim_headers.n; i++) {
+        const char *e = cfg->claim_headers.v[i], *n = name;
+        while (*e != '=' && *n != '\0' && header_char(*e) == header_char(*n))
+            e++, n++;
+        if (*e == '=' && *n == '\0')
             return true;
+    }
     return false;
+}
+
+const char *ag_identity_groups(struct ag_request *rq, const struct ag_session *s)
+{
+    size_t len = 0;
+    char *groups;
+
+    for (size_t i = 0; i < s->groups.n; i++)
+        len += strlen(s->groups.v[i]) + 1;
+    if (len == 0 || (groups = ag_request_alloc(rq, len)) == NULL)
+        return NULL;
+    for (size_t i = 0, o = 0; i < s->groups.n; i++) {
+        size_t l = strlen(s->groups.v[i]);
+        if (i > 0)
+            groups[o++] = ',';
+        memcpy(groups + o, s->groups.v[i], l + 1);
+        o += l;
+    }
+    return groups;
 }
 
 /* Whether reply already carries header `name`. */
@@ -55,23 +80,9 @@ enum ag_rc ag_identity_headers(struct ag_request *rq, const struct ag_session *s
     enum ag_rc rc = AG_OK;
 
     if (cfg->set_xauthrequest) {
-        size_t len = 0;
-        char *groups = NULL;
-        for (size_t i = 0; i < s->groups.n; i++)
-            len += strlen(s->groups.v[i]) + 1;
-        if (len > 0) {
-            groups = ag_request_alloc(rq, len);
-            if (groups == NULL)
-                return AG_ERR_NOMEM;
-            groups[0] = '\0';
-            for (size_t i = 0, o = 0; i < s->groups.n; i++) {
-                size_t l = strlen(s->groups.v[i]);
-                if (i > 0)
-                    groups[o++] = ',';
-                memcpy(groups + o, s->groups.v[i], l + 1);
-                o += l;
-            }
-        }
+        const char *groups = ag_identity_groups(rq, s);
+        if (groups == NULL && s->groups.n > 0)
+            return AG_ERR_NOMEM;
         const char *const headers[][2] = {
             {ours[0], s->sub},
             {ours[1], s->email},
@@ -88,7 +99,7 @@ enum ag_rc ag_identity_headers(struct ag_request *rq, const struct ag_session *s
     if (cfg->set_authorization_header && s->id_token != NULL)
         rc = ag_reply_header(reply, "Authorization", ag_request_printf(rq, "Bearer %s", s->id_token));
     for (size_t i = 0; rc == AG_OK && i + 1 < s->claims.n; i += 2)
-        if (mapped(cfg, s->claims.v[i]))
+        if (ag_identity_claim_header(cfg, s->claims.v[i]))
             rc = add(rq, reply, ag_request_strdup(rq, s->claims.v[i]), s->claims.v[i + 1]);
     if (rc != AG_OK)
         return rc;

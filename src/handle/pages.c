@@ -92,6 +92,18 @@ bool ag_wants_json(const struct ag_request *rq)
 static const char style[] = "<style>body{font-family:sans-serif;max-width:32em;margin:4em auto;color:#222}"
                             "button{font-size:1.1em;padding:.5em 1.5em}</style>";
 
+enum MHD_Result ag_page_send(struct ag_request *rq, unsigned status, const char *code, const char *message)
+{
+    struct ag_reply reply;
+    enum ag_rc rc;
+
+    memset(&reply, 0, sizeof(reply));
+    rc = ag_page_error(rq, &reply, status, code, message);
+    if (rc != AG_OK)
+        ag_response_error(rq, rc, &reply);
+    return ag_response_send(rq, &reply);
+}
+
 enum ag_rc ag_page_error(struct ag_request *rq, struct ag_reply *reply, unsigned status, const char *code,
                          const char *message)
 {

@@ -17,6 +17,10 @@ bool ag_wants_json(const struct ag_request *rq);
 enum ag_rc ag_page_error(struct ag_request *rq, struct ag_reply *reply, unsigned status, const char *code,
                          const char *message);
 
+/* ag_page_error() sent at once (for code that answers outside a handler's reply); when the page cannot be
+ * built, the plain error answer for that failure goes instead. */
+enum MHD_Result ag_page_send(struct ag_request *rq, unsigned status, const char *code, const char *message);
+
 /* The 403 sign-in page with a button to /oauth2/start?rd=<rd>. */
 enum ag_rc ag_page_sign_in(struct ag_request *rq, struct ag_reply *reply, const char *rd);
 

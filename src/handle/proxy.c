@@ -189,8 +189,7 @@ static const char *const hop_by_hop[] = {"connection",         "keep-alive", "pr
                                          "proxy-authenticate", "te",         "trailer",
                                          "transfer-encoding",  "upgrade",    "proxy-authorization"};
 
-/* Whether `name` is listed in a Connection header value (comma-separated tokens, any case). */
-static bool named_in_connection(const char *connection, const char *canon_name)
+bool ag_proxy_header_has(const char *connection, const char *canon_name)
 {
     char tok[128];
     while (connection != NULL && *connection != '\0') {
@@ -231,19 +230,7 @@ static bool ours(const struct ag_config *cfg, const char *c)
         return true;
     if (cfg->pass_authorization_header && strcmp(c, "authorization") == 0)
         return true;
-    for (size_t i = 0; i < cfg->claim_headers.n; i++) {
-        char name[128];
-        size_t n = strcspn(cfg->claim_headers.v[i], "=");
-        if (n < sizeof(name)) {
-            memcpy(name, cfg->claim_headers.v[i], n);
-            name[n] = '\0';
-            char cn[128];
-            canon(name, cn, sizeof(cn));
-            if (strcmp(c, cn) == 0)
-                return true;
-        }
-    }
-    return false;
+    return ag_identity_claim_header(cfg, c);
 }
 
 struct collect {
@@ -313,7 +300,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
             push(c, ag_request_printf(c->rq, "Cookie: %s", rest));
         return MHD_YES;
     }
-    if (in_list(cn, hop_by_hop, AG_ARRAY_LEN(hop_by_hop)) || named_in_connection(c->connection, cn) ||
+    if (in_list(cn, hop_by_hop, AG_ARRAY_LEN(hop_by_hop)) || ag_proxy_header_has(c->connection, cn) ||
         ours(c->rq->app->cfg, cn))
         return MHD_YES;
     /* "Name:" alone would make libcurl drop the header: an empty value is sent as "Name;" */
@@ -325,24 +312,19 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 static void add_identity(struct collect *c, const struct ag_session *s)
 {
     const struct ag_config *cfg = c->rq->app->cfg;
-    char groups[4096] = "";
-    size_t o = 0;
+    const char *groups = ag_identity_groups(c->rq, s);
 
-    for (size_t i = 0; i < s->groups.n; i++) {
-        int n = snprintf(groups + o, sizeof(groups) - o, "%s%s", i ? "," : "", s->groups.v[i]);
-        if (n < 0 || (size_t)n >= sizeof(groups) - o)
-            break;
-        o += (size_t)n;
-    }
+    if (groups == NULL && s->groups.n > 0)
+        c->failed = true; /* out of memory: no request goes out without the groups */
     const char *const pairs[][2] = {
         {"X-Forwarded-User", cfg->pass_user_headers ? s->sub : NULL},
         {"X-Forwarded-Email", cfg->pass_user_headers ? s->email : NULL},
-        {"X-Forwarded-Groups", cfg->pass_user_headers && groups[0] ? groups : NULL},
+        {"X-Forwarded-Groups", cfg->pass_user_headers ? groups : NULL},
         {"X-Forwarded-Preferred-Username", cfg->pass_user_headers ? s->preferred_username : NULL},
         {"X-Forwarded-Access-Token", cfg->pass_access_token ? s->access_token : NULL},
         {"X-Auth-Request-User", cfg->set_xauthrequest ? s->sub : NULL},
         {"X-Auth-Request-Email", cfg->set_xauthrequest ? s->email : NULL},
-        {"X-Auth-Request-Groups", cfg->set_xauthrequest && groups[0] ? groups : NULL},
+        {"X-Auth-Request-Groups", cfg->set_xauthrequest ? groups : NULL},
         {"X-Auth-Request-Preferred-Username", cfg->set_xauthrequest ? s->preferred_username : NULL},
         {"X-Auth-Request-Access-Token",
          cfg->set_xauthrequest && cfg->pass_access_token ? s->access_token : NULL},
@@ -353,12 +335,8 @@ static void add_identity(struct collect *c, const struct ag_session *s)
     if (cfg->pass_authorization_header && s->id_token != NULL)
         push(c, ag_request_printf(c->rq, "Authorization: Bearer %s", s->id_token));
     for (size_t i = 0; i + 1 < s->claims.n; i += 2)
-        for (size_t k = 0; k < cfg->claim_headers.n; k++) {
-            size_t n = strlen(s->claims.v[i]);
-            if (strncasecmp(cfg->claim_headers.v[k], s->claims.v[i], n) == 0 &&
-                cfg->claim_headers.v[k][n] == '=')
-                push(c, ag_request_printf(c->rq, "%s: %s", s->claims.v[i], s->claims.v[i + 1]));
-        }
+        if (ag_identity_claim_header(cfg, s->claims.v[i]))
+            push(c, ag_request_printf(c->rq, "%s: %s", s->claims.v[i], s->claims.v[i + 1]));
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -751,11 +729,8 @@ static ssize_t read_response(void *cls, uint64_t pos, char *buf, size_t max)
 static enum MHD_Result gateway_error(struct ag_request *rq)
 {
     struct ag_proxy *px = rq->proxy;
-    struct ag_reply reply;
     bool timeout = px->timed_out || px->result == CURLE_OPERATION_TIMEDOUT;
-    enum ag_rc rc;
 
-    memset(&reply, 0, sizeof(reply));
     if (px->timed_out)
         ag_log_rq(AG_LOG_WARN, rq->request_id,
                   "upstream sent no response headers within %lld ms (upstream_timeout)",
@@ -763,12 +738,8 @@ static enum MHD_Result gateway_error(struct ag_request *rq)
     else
         ag_log_rq(AG_LOG_WARN, rq->request_id, "upstream %s: %s", timeout ? "timed out" : "failed",
                   px->errbuf[0] ? px->errbuf : curl_easy_strerror(px->result));
-    rc = timeout
-             ? ag_page_error(rq, &reply, 504, "gateway_timeout", "The application did not answer in time.")
-             : ag_page_error(rq, &reply, 502, "bad_gateway", "The application cannot be reached.");
-    if (rc != AG_OK)
-        ag_response_error(rq, rc, &reply);
-    return ag_response_send(rq, &reply);
+    return timeout ? ag_page_send(rq, 504, "gateway_timeout", "The application did not answer in time.")
+                   : ag_page_send(rq, 502, "bad_gateway", "The application cannot be reached.");
 }
 
 enum MHD_Result ag_proxy_finish(struct ag_request *rq)
@@ -817,7 +788,7 @@ enum MHD_Result ag_proxy_finish(struct ag_request *rq)
     for (size_t i = 0; i < px->nresp; i++) {
         char cn[128];
         canon(px->resp_name[i], cn, sizeof(cn));
-        if (!named_in_connection(px->resp_connection, cn))
+        if (!ag_proxy_header_has(px->resp_connection, cn))
             MHD_add_response_header(resp, px->resp_name[i], px->resp_value[i]);
     }
     if (rq->set_cookie != NULL)

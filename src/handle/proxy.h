@@ -20,6 +20,10 @@ struct ag_proxy_shared;
 enum ag_rc ag_proxy_shared_new(struct ag_proxy_shared **out);
 void ag_proxy_shared_free(struct ag_proxy_shared *ps);
 
+/* Whether the comma-separated header value (Connection's, say; NULL is fine) lists the token canon_name
+ * (lowercase; the value's tokens are compared in any case, '_' read as '-'). */
+bool ag_proxy_header_has(const char *value, const char *canon_name);
+
 /* Whether this request goes to an upstream (reverse-proxy mode and the catch-all route). */
 bool ag_proxy_wanted(const struct ag_request *rq);
 

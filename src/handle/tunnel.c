@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "handle/pages.h"
+#include "handle/proxy.h"
 #include "handle/tunnel.h"
 #include "log.h"
 
@@ -27,25 +28,11 @@ void ag_tunnel_stop_all(void)
     atomic_store(&stopping, true);
 }
 
-/* Whether the comma-separated header value has `token` (any case). */
-static bool has_token(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-    while (value != NULL && *value != '\0') {
-        value += strspn(value, " \t,");
-        size_t len = strcspn(value, " \t,");
-        if (len == n && strncasecmp(value, token, n) == 0)
-            return true;
-        value += len;
-    }
-    return false;
-}
-
 bool ag_tunnel_wanted(const struct ag_request *rq)
 {
     const char *up = ag_request_header(rq, "Upgrade");
     return up != NULL && up[0] != '\0' &&
-           has_token(ag_request_header(rq, MHD_HTTP_HEADER_CONNECTION), "upgrade");
+           ag_proxy_header_has(ag_request_header(rq, MHD_HTTP_HEADER_CONNECTION), "upgrade");
 }
 
 struct tunnel {
@@ -216,15 +203,6 @@ static bool hop_by_hop(const char *name, size_t n)
     return false;
 }
 
-static enum MHD_Result fail(struct ag_request *rq, unsigned status, const char *code, const char *msg)
-{
-    struct ag_reply reply;
-    memset(&reply, 0, sizeof(reply));
-    if (ag_page_error(rq, &reply, status, code, msg) != AG_OK)
-        ag_response_error(rq, AG_ERR_INTERNAL, &reply);
-    return ag_response_send(rq, &reply);
-}
-
 enum MHD_Result ag_tunnel_open(struct ag_request *rq, const struct ag_upstream *up,
                                const struct curl_slist *hdrs)
 {
@@ -257,7 +235,7 @@ enum MHD_Result ag_tunnel_open(struct ag_request *rq, const struct ag_upstream *
         curl_easy_getinfo(t->h, CURLINFO_ACTIVESOCKET, &t->up_fd) != CURLE_OK ||
         t->up_fd == CURL_SOCKET_BAD) {
         ag_log_rq(AG_LOG_WARN, rq->request_id, "upgrade: cannot connect to the upstream");
-        ret = fail(rq, 502, "bad_gateway", "The application cannot be reached.");
+        ret = ag_page_send(rq, 502, "bad_gateway", "The application cannot be reached.");
         goto out;
     }
 
@@ -280,21 +258,22 @@ enum MHD_Result ag_tunnel_open(struct ag_request *rq, const struct ag_upstream *
     o += (size_t)snprintf(req + o, reqlen - o, "Connection: Upgrade\r\nUpgrade: %s\r\n\r\n",
                           ag_request_header(rq, "Upgrade"));
     if (!up_send(t, req, o)) {
-        ret = fail(rq, 502, "bad_gateway", "The application closed the connection.");
+        ret = ag_page_send(rq, 502, "bad_gateway", "The application closed the connection.");
         goto out;
     }
     rc = read_head(t->h, t->up_fd, timeout, &head, &head_len, &body_off);
     if (rc != AG_OK) {
         ag_log_rq(AG_LOG_WARN, rq->request_id, "upgrade: no answer from the upstream (%s)",
                   rc == AG_ERR_IO ? "timeout" : "closed or too large");
-        ret = rc == AG_ERR_IO ? fail(rq, 504, "gateway_timeout", "The application did not answer in time.")
-                              : fail(rq, 502, "bad_gateway", "The application's answer is unusable.");
+        ret = rc == AG_ERR_IO
+                  ? ag_page_send(rq, 504, "gateway_timeout", "The application did not answer in time.")
+                  : ag_page_send(rq, 502, "bad_gateway", "The application's answer is unusable.");
         goto out;
     }
     if (strncmp(head, "HTTP/1.", 7) == 0 && strlen(head) > 12)
         status = strtol(head + 9, NULL, 10);
     if (status < 101 || status > 599) {
-        ret = fail(rq, 502, "bad_gateway", "The application's answer is unusable.");
+        ret = ag_page_send(rq, 502, "bad_gateway", "The application's answer is unusable.");
         goto out;
     }
     if (status == 101) {

@@ -17,4 +17,11 @@ size_t ag_b64url_encode(const void *in, size_t n, char *out, size_t cap);
  * output is AG_ERR_TOO_LARGE. On AG_OK *outlen is the decoded length. */
 enum ag_rc ag_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen);
 
+/* ag_b64url_decode() with options (0 is exactly ag_b64url_decode()): */
+#define AG_B64_STANDARD 0x1u /* '+' and '/' too (RFC 4648 section 4) */
+#define AG_B64_PADDING  0x2u /* trailing '=' are dropped first */
+#define AG_B64_LAX_TAIL 0x4u /* non-zero leftover bits are ignored */
+enum ag_rc ag_b64_decode(const char *in, size_t len, unsigned flags, unsigned char *out, size_t cap,
+                         size_t *outlen);
+
 #endif

@@ -43,6 +43,26 @@ START_TEST(b64_strict)
 }
 END_TEST
 
+/* The options for input that is not ours: the standard alphabet, padding, and lax trailing bits. */
+START_TEST(b64_options)
+{
+    unsigned char dec[16];
+    size_t n = 0;
+    ck_assert_int_eq(ag_b64_decode("+/8=", 4, AG_B64_STANDARD, dec, sizeof(dec), &n), AG_ERR_INVALID);
+    ck_assert_int_eq(ag_b64_decode("+/8=", 4, AG_B64_STANDARD | AG_B64_PADDING, dec, sizeof(dec), &n), AG_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert(dec[0] == 0xfb && dec[1] == 0xff);
+    ck_assert_int_eq(ag_b64_decode("-_8", 3, AG_B64_STANDARD, dec, sizeof(dec), &n),
+                     AG_OK); /* both alphabets */
+    ck_assert_int_eq(ag_b64_decode("+/8", 3, 0, dec, sizeof(dec), &n), AG_ERR_INVALID);
+    ck_assert_int_eq(ag_b64_decode("Zh", 2, 0, dec, sizeof(dec), &n), AG_ERR_INVALID); /* tail bits set */
+    ck_assert_int_eq(ag_b64_decode("Zh==", 4, AG_B64_PADDING | AG_B64_LAX_TAIL, dec, sizeof(dec), &n), AG_OK);
+    ck_assert(n == 1 && dec[0] == 'f');
+    ck_assert_int_eq(ag_b64_decode("Z===", 4, AG_B64_PADDING | AG_B64_LAX_TAIL, dec, sizeof(dec), &n),
+                     AG_ERR_INVALID);
+}
+END_TEST
+
 START_TEST(hmac_sha256_vectors)
 {
     /* RFC 4231 test case 2 */
@@ -100,6 +120,7 @@ int main(void)
     TCase *tc = tcase_create("crypto");
     tcase_add_test(tc, b64_vectors);
     tcase_add_test(tc, b64_strict);
+    tcase_add_test(tc, b64_options);
     tcase_add_test(tc, hmac_sha256_vectors);
     tcase_add_test(tc, seal_round_trip_and_tamper);
     suite_add_tcase(s, tc);
