@@ -14,10 +14,32 @@
 #include "net/cidr.h"
 #include "request.h"
 
+/* The request arena: blocks of ARENA_BLOCK bytes (or one of its own for a larger allocation), bumped
+ * through, all freed with the request. A request usually needs one block, so one malloc. */
+#define ARENA_BLOCK 2048
+#define ARENA_ALIGN _Alignof(max_align_t)
+
 struct ag_rq_block {
     struct ag_rq_block *next;
+    size_t used, cap;
     max_align_t data[];
 };
+
+/* Where the next allocation in the head block would start, and how much room is left there. */
+static char *arena_room(const struct ag_request *rq, size_t *room)
+{
+    const struct ag_rq_block *b = rq->arena;
+    size_t at;
+
+    *room = 0;
+    if (b == NULL)
+        return NULL;
+    at = (b->used + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+    if (at >= b->cap)
+        return NULL;
+    *room = b->cap - at;
+    return (char *)b->data + at;
+}
 
 static void client_address(struct ag_request *rq)
 {
@@ -128,13 +150,27 @@ double ag_request_elapsed(const struct ag_request *rq)
 void *ag_request_alloc(struct ag_request *rq, size_t n)
 {
     struct ag_rq_block *b;
-    if (n > SIZE_MAX - sizeof(*b))
+    size_t room, cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+    char *p = arena_room(rq, &room);
+
+    if (p != NULL && n <= room) {
+        rq->arena->used = (size_t)(p - (char *)rq->arena->data) + n;
+        return p;
+    }
+    if (cap > SIZE_MAX - sizeof(*b))
         return NULL;
-    b = malloc(sizeof(*b) + n);
+    b = malloc(sizeof(*b) + cap);
     if (b == NULL)
         return NULL;
-    b->next = rq->arena;
-    rq->arena = b;
+    b->cap = cap;
+    b->used = n;
+    if (cap > ARENA_BLOCK && rq->arena != NULL) { /* a block of its own: the head keeps its room */
+        b->next = rq->arena->next;
+        rq->arena->next = b;
+    } else {
+        b->next = rq->arena;
+        rq->arena = b;
+    }
     return b->data;
 }
 
@@ -157,13 +193,17 @@ char *ag_request_printf(struct ag_request *rq, const char *fmt, ...)
 {
     va_list ap;
     int n;
-    char *d;
+    size_t room;
+    char *d = arena_room(rq, &room);
 
+    /* straight into the head block's room when it fits there (one formatting pass), else measured */
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = d != NULL ? vsnprintf(d, room, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n < 0)
         return NULL;
+    if (d != NULL && (size_t)n < room)
+        return ag_request_alloc(rq, (size_t)n + 1); /* claims exactly the bytes just written */
     d = ag_request_alloc(rq, (size_t)n + 1);
     if (d == NULL)
         return NULL;

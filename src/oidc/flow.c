@@ -84,40 +84,116 @@ const char *ag_flow_redirect_target(struct ag_request *rq)
     return ag_flow_redirect_allowed(rq, rd) == AG_OK ? rd : "/";
 }
 
-static const char *seal_csrf(struct ag_request *rq, const char *name, json_t *o)
-{
-    char *text = json_dumps(o, JSON_COMPACT);
-    unsigned char *sealed = NULL;
-    char *out = NULL;
-    size_t len, n;
+/* What the CSRF cookie carries from /oauth2/start to the callback. */
+struct csrf {
+    const char *state, *nonce, *verifier, *uri, *rd; /* verifier: NULL without PKCE */
+    int64_t expires_at;
+};
 
-    if (text == NULL)
+/* The cookie's plaintext, format 2: "AGC2", then state, nonce, verifier, redirect URI and return target,
+ * each as a 2-byte big-endian length and its bytes (an empty verifier: no PKCE), then the expiry as 8
+ * bytes big-endian. Format 1 (a JSON object, written before 0.1) is still read. */
+#define CSRF_MAGIC "AGC2"
+
+static size_t put_field(unsigned char *buf, size_t o, const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    buf[o] = (unsigned char)(n >> 8);
+    buf[o + 1] = (unsigned char)n;
+    if (n > 0)
+        memcpy(buf + o + 2, v, n);
+    return o + 2 + n;
+}
+
+static const char *seal_csrf(struct ag_request *rq, const char *name, const struct csrf *c)
+{
+    const char *fields[] = {c->state, c->nonce, c->verifier, c->uri, c->rd};
+    unsigned char buf[CSRF_MAX], sealed[CSRF_MAX + AG_SEAL_OVERHEAD];
+    size_t o = sizeof(CSRF_MAGIC) - 1, n = 0;
+    char *out = NULL;
+
+    for (size_t i = 0; i < AG_ARRAY_LEN(fields); i++)
+        n += 2 + (fields[i] ? strlen(fields[i]) : 0);
+    if (o + n + 8 > sizeof(buf))
         return NULL;
-    len = strlen(text);
-    if (len > CSRF_MAX)
-        goto out;
-    sealed = malloc(len + AG_SEAL_OVERHEAD);
-    if (sealed == NULL || ag_seal(rq->app->csrf_key, name, strlen(name), text, len, sealed, &n) != AG_OK)
-        goto out;
-    out = ag_request_alloc(rq, AG_B64URL_LEN(n) + 1);
-    if (out != NULL)
-        ag_b64url_encode(sealed, n, out, AG_B64URL_LEN(n) + 1);
-out:
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-    free(sealed);
+    memcpy(buf, CSRF_MAGIC, o);
+    for (size_t i = 0; i < AG_ARRAY_LEN(fields); i++)
+        o = put_field(buf, o, fields[i]);
+    for (int i = 0; i < 8; i++)
+        buf[o++] = (unsigned char)((uint64_t)c->expires_at >> (56 - 8 * i));
+    if (ag_seal(rq->app->csrf_key, name, strlen(name), buf, o, sealed, &n) == AG_OK) {
+        out = ag_request_alloc(rq, AG_B64URL_LEN(n) + 1);
+        if (out != NULL)
+            ag_b64url_encode(sealed, n, out, AG_B64URL_LEN(n) + 1);
+    }
+    OPENSSL_cleanse(buf, o);
     return out;
 }
 
-static json_t *open_csrf(struct ag_request *rq, const char *name, const char *value)
+/* Format 2, strictly: every field present and only the verifier empty, no NUL inside one, nothing after
+ * the expiry. */
+static bool read_csrf_v2(struct ag_request *rq, const unsigned char *p, size_t n, struct csrf *c)
+{
+    const char **fields[] = {&c->state, &c->nonce, &c->verifier, &c->uri, &c->rd};
+    size_t o = sizeof(CSRF_MAGIC) - 1;
+    uint64_t e = 0;
+
+    if (n < o || memcmp(p, CSRF_MAGIC, o) != 0)
+        return false;
+    for (size_t i = 0; i < AG_ARRAY_LEN(fields); i++) {
+        size_t len;
+        if (n - o < 2)
+            return false;
+        len = (size_t)p[o] << 8 | p[o + 1];
+        o += 2;
+        if (n - o < len || memchr(p + o, '\0', len) != NULL)
+            return false;
+        *fields[i] = ag_request_strndup(rq, (const char *)p + o, len);
+        if (*fields[i] == NULL)
+            return false;
+        o += len;
+    }
+    if (n - o != 8 || c->state[0] == '\0' || c->nonce[0] == '\0' || c->uri[0] == '\0' || c->rd[0] == '\0')
+        return false;
+    for (int i = 0; i < 8; i++)
+        e = e << 8 | p[o + (size_t)i];
+    c->expires_at = (int64_t)e;
+    if (c->verifier[0] == '\0')
+        c->verifier = NULL;
+    return true;
+}
+
+/* Format 1: a JSON object {"s", "n", "u", "r", "e", and "v" with PKCE}. */
+static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n, struct csrf *c)
+{
+    json_t *o = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL), *v;
+    const char *keys[] = {"s", "n", "v", "u", "r"};
+    const char **fields[] = {&c->state, &c->nonce, &c->verifier, &c->uri, &c->rd};
+    bool ok = json_is_object(o);
+
+    for (size_t i = 0; ok && i < AG_ARRAY_LEN(keys); i++) {
+        v = json_object_get(o, keys[i]);
+        if (json_is_string(v))
+            *fields[i] = ag_request_strdup(rq, json_string_value(v));
+        ok = *fields[i] != NULL || (v == NULL && i == 2);
+    }
+    v = json_object_get(o, "e");
+    ok = ok && json_is_integer(v);
+    if (ok)
+        c->expires_at = (int64_t)json_integer_value(v);
+    json_decref(o);
+    return ok;
+}
+
+static bool open_csrf(struct ag_request *rq, const char *name, const char *value, struct csrf *c)
 {
     size_t vlen = strlen(value), n = 0, m = 0;
     unsigned char *raw = NULL, *pt = NULL;
-    json_t *o = NULL;
-    json_error_t jerr;
+    bool ok = false;
 
+    memset(c, 0, sizeof(*c));
     if (vlen > AG_B64URL_LEN(CSRF_MAX + AG_SEAL_OVERHEAD))
-        return NULL;
+        return false;
     raw = malloc(vlen);
     pt = malloc(vlen);
     if (raw == NULL || pt == NULL)
@@ -126,17 +202,15 @@ static json_t *open_csrf(struct ag_request *rq, const char *name, const char *va
         goto out;
     if (ag_open(rq->app->csrf_key, name, strlen(name), raw, n, pt, &m) != AG_OK)
         goto out;
-    o = json_loadb((const char *)pt, m, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        o = NULL;
-    }
+    ok = m > 0 && pt[0] == '{' ? read_csrf_v1(rq, pt, m, c) : read_csrf_v2(rq, pt, m, c);
 out:
     if (pt != NULL)
         OPENSSL_cleanse(pt, vlen);
     free(pt);
     free(raw);
-    return o;
+    if (!ok)
+        memset(c, 0, sizeof(*c));
+    return ok;
 }
 
 enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply *reply)
@@ -145,8 +219,7 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
     const struct ag_provider_meta *meta = rq->app->provider ? ag_provider_meta(rq->app->provider) : NULL;
     const char *state, *nonce, *verifier = NULL, *challenge = NULL, *uri, *name, *csrf, *location, *cookie;
     int64_t now = (int64_t)time(NULL);
-    json_t *o = NULL;
-    enum ag_rc rc = AG_ERR_NOMEM;
+    struct csrf cs;
     bool pkce;
 
     if (meta == NULL)
@@ -172,15 +245,17 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
         challenge = c;
     }
     name = csrf_name(rq, state);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "s", state, "n", nonce, "u", uri, "r", rd, "e",
-                  (json_int_t)(now + cfg->cookie_csrf_expire / 1000));
-    if (o == NULL || name == NULL)
-        goto out;
-    if (verifier != NULL && json_object_set_new(o, "v", json_string(verifier)) != 0)
-        goto out;
-    csrf = seal_csrf(rq, name, o);
+    if (name == NULL)
+        return AG_ERR_NOMEM;
+    cs.state = state;
+    cs.nonce = nonce;
+    cs.verifier = verifier;
+    cs.uri = uri;
+    cs.rd = rd;
+    cs.expires_at = now + cfg->cookie_csrf_expire / 1000;
+    csrf = seal_csrf(rq, name, &cs);
     if (csrf == NULL)
-        goto out;
+        return AG_ERR_NOMEM;
     location = ag_request_printf(
         rq, "%s%sresponse_type=code&client_id=%s&redirect_uri=%s&scope=%s&state=%s&nonce=%s%s%s%s%s%s%s",
         meta->authorization_endpoint, strchr(meta->authorization_endpoint, '?') ? "&" : "?",
@@ -193,15 +268,12 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
         cfg->acr_values && cfg->acr_values[0] ? ag_request_url_escape(rq, cfg->acr_values) : "");
     cookie = ag_cookie_make(rq, name, csrf, cfg->cookie_csrf_expire / 1000);
     if (location == NULL || cookie == NULL)
-        goto out;
+        return AG_ERR_NOMEM;
     memset(reply, 0, sizeof(*reply));
     ag_reply_text(reply, 302, "Found\n");
     ag_reply_header(reply, MHD_HTTP_HEADER_LOCATION, location);
     ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, cookie);
-    rc = AG_OK;
-out:
-    json_decref(o);
-    return rc;
+    return AG_OK;
 }
 
 /* A claim as a string: strings as they are; NULL otherwise. */
@@ -326,10 +398,10 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
     const struct ag_config *cfg = rq->app->cfg;
     const char *state = ag_request_arg(rq, "state"), *code = ag_request_arg(rq, "code");
     const char *error = ag_request_arg(rq, "error"), *why = "ok", *name, *value;
-    const char *want_state, *nonce, *verifier, *uri, *rd;
     struct ag_token_response tr;
     struct ag_session s;
-    json_t *csrf = NULL, *claims = NULL;
+    struct csrf csrf;
+    json_t *claims = NULL;
     int64_t now = (int64_t)time(NULL);
     enum ag_jwt_result jr = AG_JWT_OK;
     enum ag_rc rc;
@@ -359,19 +431,10 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
         return ag_page_error(rq, reply, 403, "csrf_missing",
                              "The login cookie is missing: the login may have started in another browser or "
                              "expired. Please start again.");
-    csrf = open_csrf(rq, name, value);
-    want_state = claim_str(csrf, "s");
-    nonce = claim_str(csrf, "n");
-    verifier = claim_str(csrf, "v");
-    uri = claim_str(csrf, "u");
-    rd = claim_str(csrf, "r");
-    if (want_state == NULL || nonce == NULL || uri == NULL || rd == NULL ||
-        strlen(want_state) != strlen(state) || CRYPTO_memcmp(want_state, state, strlen(state)) != 0 ||
-        json_integer_value(json_object_get(csrf, "e")) <= now) {
-        rc = ag_page_error(rq, reply, 403, "csrf_mismatch",
-                           "The login state does not match. Please start again.");
-        goto out;
-    }
+    if (!open_csrf(rq, name, value, &csrf) || strlen(csrf.state) != strlen(state) ||
+        CRYPTO_memcmp(csrf.state, state, strlen(state)) != 0 || csrf.expires_at <= now)
+        return ag_page_error(rq, reply, 403, "csrf_mismatch",
+                             "The login state does not match. Please start again.");
     /* accept each state once, across every instance */
     {
         unsigned char h[32];
@@ -391,7 +454,7 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
             goto out;
         }
     }
-    rc = ag_provider_redeem(rq->app->provider, code, uri, verifier, &tr);
+    rc = ag_provider_redeem(rq->app->provider, code, csrf.uri, csrf.verifier, &tr);
     if (rc == AG_ERR_UNAVAILABLE) {
         rc = ag_page_error(rq, reply, 503, "provider_unavailable", "The login provider cannot be reached.");
         goto out;
@@ -402,7 +465,7 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
         rc = ag_page_error(rq, reply, 403, "login_failed", "The login could not be completed.");
         goto out;
     }
-    rc = ag_provider_verify_id_token(rq->app->provider, tr.id_token, nonce, now, &claims, &jr);
+    rc = ag_provider_verify_id_token(rq->app->provider, tr.id_token, csrf.nonce, now, &claims, &jr);
     if (rc != AG_OK) {
         ag_log_rq(AG_LOG_WARN, rq->request_id, "ID token refused: %s", ag_jwt_result_str(jr));
         rc = ag_page_error(rq, reply, 403, "invalid_id_token", "The login provider's ID token was refused.");
@@ -425,13 +488,12 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
         goto out;
     }
     ag_reply_header(reply, MHD_HTTP_HEADER_SET_COOKIE, ag_cookie_make(rq, name, "", -1));
-    ag_reply_header(reply, MHD_HTTP_HEADER_LOCATION, ag_request_strdup(rq, rd));
+    ag_reply_header(reply, MHD_HTTP_HEADER_LOCATION, csrf.rd);
     rq->user = ag_request_strdup(rq, s.email);
     ag_log_auth(rq->client, rq->request_id, s.email, "AuthSuccess", "authenticated via OpenID Connect");
 out:
     ag_token_response_clear(&tr);
     ag_session_clear(&s);
     json_decref(claims);
-    json_decref(csrf);
     return rc;
 }

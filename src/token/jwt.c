@@ -19,6 +19,7 @@
 
 #include "token/jwt.h"
 #include "util/b64.h"
+#include "util/crypto.h"
 
 /* The only algs we ever verify. "none" and HS* are absent on purpose: an allow-list entry naming
  * them matches nothing here, so no configuration can turn them on. */
@@ -35,11 +36,6 @@ static const struct jws_alg {
 
 /* Largest signature we accept: RSA moduli above 8192 bits are refused by the JWKS parser. */
 #define SIG_MAX 1024
-
-static const EVP_MD *digest(const struct jws_alg *a)
-{
-    return a->bits == 256 ? EVP_sha256() : a->bits == 384 ? EVP_sha384() : EVP_sha512();
-}
 
 /* The JWS signature over input[0..len) with key k; ES* signatures are r||s and become DER first. */
 static enum ag_jwt_result signature_ok(const struct jws_alg *a, const struct ag_jwk *k, const char *input,
@@ -74,11 +70,11 @@ static enum ag_jwt_result signature_ok(const struct jws_alg *a, const struct ag_
         uselen = (size_t)n;
     }
     ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
+    if (ctx == NULL || ag_crypto_sha(a->bits) == NULL) {
         res = AG_JWT_INTERNAL;
         goto out;
     }
-    if (EVP_DigestVerifyInit(ctx, NULL, digest(a), NULL, k->pkey) == 1 &&
+    if (EVP_DigestVerifyInit(ctx, NULL, ag_crypto_sha(a->bits), NULL, k->pkey) == 1 &&
         EVP_DigestVerify(ctx, use, uselen, (const unsigned char *)input, len) == 1)
         res = AG_JWT_OK;
 out:

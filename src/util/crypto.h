@@ -5,14 +5,22 @@
 #ifndef AG_UTIL_CRYPTO_H
 #define AG_UTIL_CRYPTO_H
 
+#include <openssl/types.h>
+
 #include "common.h"
 
 #define AG_SEAL_NONCE    12
 #define AG_SEAL_TAG      16
 #define AG_SEAL_OVERHEAD (AG_SEAL_NONCE + AG_SEAL_TAG)
 
-/* n random bytes from the OpenSSL DRBG. AG_ERR_INTERNAL if it fails (the caller must not go on). */
+/* n random bytes from the OpenSSL DRBG. AG_ERR_INTERNAL if it fails (the caller must not go on).
+ * Draws of up to 64 bytes come from a per-thread buffer that one RAND_bytes() call fills (each byte
+ * handed out once, then wiped; refilled after a fork); larger ones from RAND_bytes() directly. */
 enum ag_rc ag_random(void *buf, size_t n);
+
+/* SHA-256, -384 or -512 (bits), fetched once for the process; NULL for other sizes or if OpenSSL
+ * cannot provide it. */
+const EVP_MD *ag_crypto_sha(int bits);
 
 /* HMAC-SHA256 of msg under key into out. */
 enum ag_rc ag_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen, unsigned char out[32]);

@@ -3,9 +3,11 @@
 // redis-server and the real daemon. /oauth2/start -> provider login form -> /oauth2/callback ->
 // session cookie -> /oauth2/auth, /oauth2/userinfo and the check route; sign-out and sign-in end
 // it; CSRF and state failures, users who are not allowed, redirect validation, hostile cookies,
-// refresh with the provider's refresh-token reuse detection armed, and Redis going away.
+// the CSRF cookie's sealed record (opened and re-sealed here with authgate's own key), refresh
+// with the provider's refresh-token reuse detection armed, and Redis going away.
 
 import assert from 'node:assert/strict';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
 import { sleep, startProvider, startRedis, stopAll, waitFor } from './harness.js';
@@ -562,6 +564,296 @@ describe('browser login (sign-in page, no provider button skipping)', () => {
       assert.equal(late.status, 403);
       assert.equal(setCookieFor(late.headers.getSetCookie(), SESSION_COOKIE), undefined);
     });
+  });
+});
+
+// ----------------------------------------------------------------------------------------------
+// The CSRF cookie's record, opened and re-sealed here with the key authgate derives itself
+// (src/app.c): HMAC-SHA256 keyed with the cookie secret's bytes over "authgate csrf cookie v1".
+// The secret's bytes are read as src/config.c ag_config_cookie_key does: its base64 reading (either
+// alphabet, trailing '=' optional, stray low bits ignored) when that is 16, 24 or 32 bytes, else the
+// string itself. The value is base64url without padding of AES-256-GCM nonce(12) | ciphertext |
+// tag(16), with the cookie's name as additional data (src/util/crypto.c ag_seal). The record
+// (src/oidc/flow.c) is format 2: "AGC2", state, nonce, PKCE verifier, redirect URI, return target,
+// each a 2-byte big-endian length and its bytes, then the expiry as 8 bytes big-endian unix
+// seconds, nothing after; format 1 (JSON {s, n, u, r, e, v}) is what the previous build wrote.
+
+const CSRF_LABEL = 'authgate csrf cookie v1';
+
+function cookieSecretBytes(secret) {
+  const text = secret.replace(/=+$/, '');
+  if (/^[A-Za-z0-9+/_-]*$/.test(text) && text.length % 4 !== 1) {
+    const b = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if ([16, 24, 32].includes(b.length)) return b;
+  }
+  const raw = Buffer.from(secret, 'utf8');
+  assert.ok([16, 24, 32].includes(raw.length), `cookie secret of ${raw.length} bytes`);
+  return raw;
+}
+
+const csrfKeyOf = (secret) => createHmac('sha256', cookieSecretBytes(secret)).update(CSRF_LABEL).digest();
+
+// The plaintext of a CSRF cookie value (throws when it does not authenticate with key and aad).
+function openCsrf(key, aad, value) {
+  assert.match(value, /^[A-Za-z0-9_-]+$/, 'base64url without padding');
+  const raw = Buffer.from(value, 'base64url');
+  assert.equal(raw.toString('base64url'), value, 'one spelling per value');
+  assert.ok(raw.length >= 12 + 16, `${raw.length} bytes: nonce and tag at least`);
+  const d = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+  d.setAAD(Buffer.from(aad));
+  d.setAuthTag(raw.subarray(raw.length - 16));
+  return Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]);
+}
+
+// A CSRF cookie value holding plaintext, sealed as authgate seals it (a fresh nonce).
+function sealCsrf(key, aad, plaintext) {
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(Buffer.from(aad));
+  const ct = Buffer.concat([c.update(plaintext), c.final()]);
+  return Buffer.concat([nonce, ct, c.getAuthTag()]).toString('base64url');
+}
+
+// Format 2, read strictly (asserts): { state, nonce, verifier, uri, rd, expires (BigInt) }.
+function parseV2(pt) {
+  assert.equal(pt.subarray(0, 4).toString('latin1'), 'AGC2', `format 2 magic: ${pt.subarray(0, 8).toString('hex')}`);
+  let o = 4;
+  const out = {};
+  for (const f of ['state', 'nonce', 'verifier', 'uri', 'rd']) {
+    assert.ok(pt.length - o >= 2, `${f}: length`);
+    const n = pt.readUInt16BE(o);
+    o += 2;
+    assert.ok(pt.length - o >= n, `${f}: ${n} bytes`);
+    const b = pt.subarray(o, o + n);
+    assert.equal(b.indexOf(0), -1, `${f}: no NUL`);
+    out[f] = b.toString('utf8');
+    o += n;
+  }
+  assert.equal(pt.length - o, 8, 'the expiry (8 bytes) ends the record');
+  out.expires = pt.readBigUInt64BE(o);
+  return out;
+}
+
+// Format 2 from fields (strings or Buffers; expires a number or BigInt).
+function encodeV2({ state, nonce, verifier, uri, rd, expires }, magic = 'AGC2') {
+  const parts = [Buffer.from(magic, 'latin1')];
+  for (const f of [state, nonce, verifier, uri, rd]) {
+    const b = Buffer.isBuffer(f) ? f : Buffer.from(f, 'utf8');
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(b.length);
+    parts.push(len, b);
+  }
+  const e = Buffer.alloc(8);
+  e.writeBigUInt64BE(BigInt.asUintN(64, BigInt(expires)));
+  parts.push(e);
+  return Buffer.concat(parts);
+}
+
+// Format 1, as the previous build wrote it (json_pack order, "v" added with PKCE).
+const encodeV1 = ({ state, nonce, verifier, uri, rd, expires }) => Buffer.from(JSON.stringify({
+  s: state, n: nonce, u: uri, r: rd, e: Number(expires), ...(verifier ? { v: verifier } : {}),
+}));
+
+const withNul = (s, tail = '') => Buffer.concat([Buffer.from(s), Buffer.from([0]), Buffer.from(tail)]);
+
+describe('the CSRF cookie: format 2 written, format 1 still read, format 2 read strictly', () => {
+  // G: a base64 cookie secret (the usual kind), fixed CSRF cookie name, cookie_csrf_expire = 10m.
+  // P: a raw 32-character secret (not base64: the string's bytes are the secret), per-request
+  // CSRF cookie names (the name, and so the additional data, comes from the state).
+  const secretG = randomBytes(32).toString('base64');
+  const secretP = `raw.secret.${randomBytes(8).toString('hex')}.e2e!`;
+  let G;
+  let P;
+  before(async () => {
+    assert.equal(secretP.length, 32);
+    [G, P] = await Promise.all([
+      gate({ cookie_secret: secretG, cookie_csrf_expire: '10m' }),
+      gate({ cookie_secret: secretP, cookie_csrf_per_request: true }),
+    ]);
+    G.csrfKey = csrfKeyOf(secretG);
+    G.csrfExpire = 600;
+    P.csrfKey = csrfKeyOf(secretP);
+    P.csrfExpire = 900;
+  });
+
+  // The CSRF cookie name gate g uses for state (flow.c csrf_name).
+  const csrfName = (g, state) => (g === P
+    ? `${CSRF_COOKIE}_${createHash('sha256').update(state).digest().subarray(0, 9).toString('base64url')}`
+    : CSRF_COOKIE);
+
+  // /oauth2/start?rd=rd in a fresh jar: { jar, location, p (authorize parameters), line (the
+  // Set-Cookie line), name, value, t0, t1 (unix seconds around the request) }.
+  async function start(g, rd) {
+    const jar = new CookieJar();
+    const t0 = Math.floor(Date.now() / 1000);
+    const res = await request(`${g.base}/oauth2/start?rd=${encodeURIComponent(rd)}`, { jar });
+    const t1 = Math.ceil(Date.now() / 1000);
+    assert.equal(res.status, 302);
+    const location = res.headers.get('location');
+    const lines = res.headers.getSetCookie();
+    assert.equal(lines.length, 1, lines.join(' | '));
+    const [name, value] = lines[0].split(';')[0].split(/=(.*)/s);
+    return { jar, location, p: authorizeParams(location), line: lines[0], name, value, t0, t1 };
+  }
+
+  // A fresh login attempt walked to the callback (not called): start() plus cb (its URL) and the
+  // record its CSRF cookie holds.
+  async function atCallback(g, rd) {
+    const s = await start(g, rd);
+    const r = await login(s.location, {
+      jar: s.jar, username: 'alice', password: 'alice-pw', stopAt: (u) => u.pathname === '/oauth2/callback',
+    });
+    assert.ok(r.stopped, 'reached the callback');
+    assert.equal(new URL(r.url).searchParams.get('state'), s.p.state);
+    assert.equal(s.jar.get(s.name, g.base), s.value, 'the jar still holds the CSRF cookie');
+    return { ...s, cb: r.url.href, rec: parseV2(openCsrf(g.csrfKey, s.name, s.value)) };
+  }
+
+  // The callback with exactly this CSRF cookie value; a session cookie, if any, lands in jar.
+  const callback = (s, value, jar) => request(s.cb, { jar, headers: { cookie: `${s.name}=${value}` } });
+
+  // Completes s's login with its own, untouched cookie: the state was not used up before.
+  async function completes(g, s, what) {
+    const ok = await request(s.cb, { jar: s.jar });
+    assert.equal(ok.status, 302, `${what}: the untouched cookie then completes the login: ${await ok.text()}`);
+    assert.equal(ok.headers.get('location'), s.rec.rd);
+    assert.ok(s.jar.get(SESSION_COOKIE, g.base), what);
+  }
+
+  test('/oauth2/start seals format 2: state, nonce, PKCE verifier, redirect URI and rd of the authorize request, expiry', async () => {
+    for (const g of [G, P]) {
+      const rd = '/dest/page?x=1&y=%C3%A9';
+      const s = await start(g, rd);
+      assert.equal(s.name, csrfName(g, s.p.state), s.line);
+      assert.match(s.line, new RegExp(`;\\s*Max-Age=${g.csrfExpire}\\b`));
+      const pt = openCsrf(g.csrfKey, s.name, s.value);
+      assert.equal(pt.subarray(0, 4).toString('latin1'), 'AGC2', `format 2, not JSON: ${pt.subarray(0, 8)}`);
+      const c = parseV2(pt);
+      assert.equal(c.state, s.p.state);
+      assert.equal(c.nonce, s.p.nonce);
+      assert.match(c.verifier, /^[A-Za-z0-9_-]{43,128}$/, 'an RFC 7636 verifier');
+      assert.equal(s.p.code_challenge_method, 'S256');
+      assert.equal(createHash('sha256').update(c.verifier).digest('base64url'), s.p.code_challenge,
+        'S256(verifier) is the code_challenge sent to the provider');
+      assert.ok(!s.location.includes(c.verifier), 'the verifier itself never leaves in the redirect');
+      assert.equal(c.uri, s.p.redirect_uri);
+      assert.equal(c.uri, g.callbackUrl);
+      assert.equal(c.rd, rd);
+      const e = Number(c.expires);
+      assert.ok(e >= s.t0 + g.csrfExpire - 1 && e <= s.t1 + g.csrfExpire + 1,
+        `expiry ${e}: cookie_csrf_expire (${g.csrfExpire} s) after ${s.t0}..${s.t1}`);
+      assert.deepEqual(encodeV2(c), pt, 'the record is exactly these fields');
+
+      // The cookie's name is bound in: the same value under another name does not open, nor
+      // with another key (the other deployment's, or the cookie secret itself).
+      for (const aad of [`${s.name}x`, s.name.slice(0, -1), SESSION_COOKIE, `${CSRF_COOKIE}_x`, '']) {
+        assert.throws(() => openCsrf(g.csrfKey, aad, s.value), /authenticate/, `additional data ${JSON.stringify(aad)}`);
+      }
+      assert.throws(() => openCsrf((g === G ? P : G).csrfKey, s.name, s.value), /authenticate/, 'the other key');
+      assert.throws(() => openCsrf(cookieSecretBytes(g === G ? secretG : secretP), s.name, s.value), /authenticate/,
+        'the cookie secret itself');
+    }
+  });
+
+  test('a record sealed with another name as additional data is refused', async () => {
+    for (const g of [G, P]) {
+      const s = await atCallback(g, '/aad');
+      for (const aad of [`${s.name}x`, SESSION_COOKIE, g === G ? `${CSRF_COOKIE}_x` : CSRF_COOKIE, '']) {
+        const r = await callback(s, sealCsrf(g.csrfKey, aad, encodeV2(s.rec)));
+        assert.equal(r.status, 403, `sealed with ${JSON.stringify(aad)}, sent as ${s.name}`);
+        assert.match(await r.text(), /csrf_mismatch/);
+        assert.equal(setCookieFor(r.headers.getSetCookie(), SESSION_COOKIE), undefined);
+      }
+      await completes(g, s, 'after the refusals');
+    }
+  });
+
+  test('format 1 (JSON, from the previous build during a rolling upgrade) still completes a login', async () => {
+    for (const g of [G, P]) {
+      const s = await atCallback(g, '/v1/back?y=2');
+      assert.ok(s.rec.verifier, 'PKCE');
+      // A format 1 record that has expired is refused, and does not use up the state.
+      const stale = await callback(s, sealCsrf(g.csrfKey, s.name, encodeV1({ ...s.rec, expires: s.t0 - 5 })));
+      assert.equal(stale.status, 403);
+      assert.match(await stale.text(), /csrf_mismatch/);
+
+      const keysBefore = await sessionKeys();
+      const v1 = encodeV1(s.rec);
+      assert.equal(v1[0], 0x7b);
+      const r = await callback(s, sealCsrf(g.csrfKey, s.name, v1), s.jar);
+      assert.equal(r.status, 302, `${await r.text()}\n${g.logs().slice(-5).join('\n')}`);
+      assert.equal(r.headers.get('location'), '/v1/back?y=2');
+      const lines = r.headers.getSetCookie();
+      assert.match(setCookieFor(lines, SESSION_COOKIE) ?? '', /^_oauth2_proxy=v1\./, lines.join(' | '));
+      assert.ok(clears(setCookieFor(lines, s.name)), `the CSRF cookie is cleared: ${lines.join(' | ')}`);
+      assert.equal((await sessionKeys()).length, keysBefore.length + 1, 'a session was stored');
+      const auth = await request(`${g.base}/oauth2/auth`, { jar: s.jar });
+      assert.equal(auth.status, 202);
+      assert.equal(auth.headers.get('x-auth-request-user'), 'alice');
+      assert.equal(auth.headers.get('x-auth-request-email'), 'alice@example.com');
+      // ... once: the state is used up now, whatever the format.
+      const replay = await request(s.cb, { headers: { cookie: `${s.name}=${s.value}` } });
+      assert.equal(replay.status, 403);
+      assert.match(await replay.text(), /state_replayed/);
+    }
+  });
+
+  test('format 2 is read strictly: trailing bytes, NULs, truncations, past expiries, other states are refused', async () => {
+    const now = () => Math.floor(Date.now() / 1000);
+    const cases = [
+      ['a trailing NUL byte', (c) => Buffer.concat([encodeV2(c), Buffer.from([0])])],
+      ['a trailing "x"', (c) => Buffer.concat([encodeV2(c), Buffer.from('x')])],
+      ['a second expiry', (c) => Buffer.concat([encodeV2(c), encodeV2(c).subarray(-8)])],
+      ['the state followed by a NUL', (c) => encodeV2({ ...c, state: withNul(c.state) })],
+      ['the state, a NUL and more', (c) => encodeV2({ ...c, state: withNul(c.state, 'junk') })],
+      ['a NUL in the return target', (c) => encodeV2({ ...c, rd: withNul(c.rd, '//evil.com/') })],
+      ['a NUL in the nonce', (c) => encodeV2({ ...c, nonce: withNul(c.nonce) })],
+      ['truncated: the expiry one byte short', (c) => encodeV2(c).subarray(0, -1)],
+      ['truncated: no expiry', (c) => encodeV2(c).subarray(0, -8)],
+      ['truncated: inside the return target', (c) => encodeV2(c).subarray(0, -8 - 2)],
+      ['truncated: inside a length', (c) => encodeV2(c).subarray(0, 4 + 2 + Buffer.byteLength(c.state) + 1)],
+      ['truncated: the magic alone', () => Buffer.from('AGC2')],
+      ['truncated: nothing', () => Buffer.alloc(0)],
+      ['an expiry in the past', (c) => encodeV2({ ...c, expires: now() - 60 })],
+      ['an expiry one second ago', (c) => encodeV2({ ...c, expires: now() - 1 })],
+      ['an expiry of 2^64 - 1 (negative as a signed number)', (c) => encodeV2({ ...c, expires: -1n })],
+      ['another state', (c) => encodeV2({ ...c, state: randomBytes(24).toString('base64url') })],
+      ['a state differing in its last character',
+        (c) => encodeV2({ ...c, state: c.state.slice(0, -1) + (c.state.endsWith('A') ? 'B' : 'A') })],
+      ['a prefix of the state', (c) => encodeV2({ ...c, state: c.state.slice(0, -1) })],
+      ['the state and one more character', (c) => encodeV2({ ...c, state: `${c.state}A` })],
+      ['an empty state', (c) => encodeV2({ ...c, state: '' })],
+      ['another magic (AGC3)', (c) => encodeV2(c, 'AGC3')],
+      ['a format 1 record with another state', (c) => encodeV1({ ...c, state: randomBytes(24).toString('base64url') })],
+    ];
+
+    // Control: the record re-sealed unchanged (new nonce, same key) is accepted, so the refusals
+    // below come from what was changed in it, not from the sealing done here.
+    {
+      const s = await atCallback(G, '/control');
+      const jar = new CookieJar();
+      const r = await callback(s, sealCsrf(G.csrfKey, s.name, encodeV2(s.rec)), jar);
+      assert.equal(r.status, 302, await r.text());
+      assert.equal(r.headers.get('location'), '/control');
+      assert.equal((await request(`${G.base}/oauth2/auth`, { jar })).status, 202);
+    }
+
+    for (const [i, [what, make]] of cases.entries()) {
+      // A fresh login attempt per case; after the refusal its own cookie still completes it, so
+      // the refusal was the cookie's, not a used-up (replayed) state.
+      const s = await atCallback(G, `/strict/${i}`);
+      const keysBefore = await sessionKeys();
+      const jar = new CookieJar();
+      const r = await callback(s, sealCsrf(G.csrfKey, s.name, make(s.rec)), jar);
+      const body = await r.text();
+      assert.equal(r.status, 403, `${what}: ${r.status} ${body.slice(0, 200)}`);
+      assert.match(body, /csrf_mismatch/, what);
+      assert.equal(setCookieFor(r.headers.getSetCookie(), SESSION_COOKIE), undefined, what);
+      assert.equal(jar.get(SESSION_COOKIE, G.base), undefined, what);
+      assert.deepEqual(await sessionKeys(), keysBefore, `${what}: no session stored`);
+      await completes(G, s, what);
+    }
+    assert.equal((await request(`${G.base}/ping`)).status, 200, 'still alive');
   });
 });
 

@@ -2,8 +2,12 @@
  * Unit tests for src/util/b64.c and src/util/crypto.c: RFC 4648 vectors, strict decoding, HMAC and
  * SHA-256 vectors, AES-256-GCM round trips, tamper detection and fresh nonces. */
 #include <check.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "util/b64.h"
 #include "util/crypto.h"
@@ -63,6 +67,37 @@ START_TEST(b64_options)
 }
 END_TEST
 
+/* The quad-at-a-time path and the byte-at-a-time tail agree with the encoder at every length, and a
+ * bad byte or the other alphabet anywhere in a quad is still seen. */
+START_TEST(b64_every_length)
+{
+    unsigned char raw[120], dec[120];
+    char enc[200], bad[200];
+    size_t n;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        raw[i] = (unsigned char)(i * 37 + 11);
+    for (size_t len = 0; len <= sizeof(raw); len++) {
+        size_t elen = ag_b64url_encode(raw, len, enc, sizeof(enc));
+        ck_assert_uint_eq(elen, AG_B64URL_LEN(len));
+        ck_assert_int_eq(ag_b64url_decode(enc, elen, dec, sizeof(dec), &n), AG_OK);
+        ck_assert_uint_eq(n, len);
+        ck_assert(memcmp(dec, raw, len) == 0);
+        for (size_t at = 0; at < elen; at++) {
+            memcpy(bad, enc, elen);
+            bad[at] = '.';
+            ck_assert_int_eq(ag_b64url_decode(bad, elen, dec, sizeof(dec), &n), AG_ERR_INVALID);
+            bad[at] = '+';
+            ck_assert_int_eq(ag_b64url_decode(bad, elen, dec, sizeof(dec), &n), AG_ERR_INVALID);
+        }
+    }
+    /* standard alphabet inside the first quad: same bytes as the url spelling */
+    ck_assert_int_eq(ag_b64_decode("+/+/-_-_", 8, AG_B64_STANDARD, dec, sizeof(dec), &n), AG_OK);
+    ck_assert_uint_eq(n, 6);
+    ck_assert(dec[0] == 0xfb && dec[1] == 0xff && dec[2] == 0xbf && dec[3] == 0xfb && dec[4] == 0xff &&
+              dec[5] == 0xbf);
+}
+END_TEST
+
 START_TEST(hmac_sha256_vectors)
 {
     /* RFC 4231 test case 2 */
@@ -77,6 +112,72 @@ START_TEST(hmac_sha256_vectors)
                                           0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
     ck_assert_int_eq(ag_sha256("abc", 3, out), AG_OK);
     ck_assert(memcmp(out, abc, 32) == 0);
+}
+END_TEST
+
+/* Our HMAC over the fetched SHA-256 against OpenSSL's own HMAC(), for keys shorter than, as long as
+ * and longer than the 64-byte block, and RFC 4231 case 6 (a 131-byte key). */
+START_TEST(hmac_matches_openssl)
+{
+    unsigned char key[200], msg[300], out[32], want[32];
+    unsigned int wlen = 32;
+    static const unsigned char case6[32] = {0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f, 0x0d, 0x8a, 0x26,
+                                            0xaa, 0xcb, 0xf5, 0xb7, 0x7f, 0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28,
+                                            0xc5, 0x14, 0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
+    const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (unsigned char)(i * 7 + 3);
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (unsigned char)(i * 13 + 5);
+    static const size_t klens[] = {0, 1, 31, 32, 63, 64, 65, 128, 200};
+    static const size_t mlens[] = {0, 1, 55, 56, 64, 300};
+    for (size_t a = 0; a < sizeof(klens) / sizeof(klens[0]); a++)
+        for (size_t b = 0; b < sizeof(mlens) / sizeof(mlens[0]); b++) {
+            ck_assert_int_eq(ag_hmac_sha256(key, klens[a], msg, mlens[b], out), AG_OK);
+            ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)klens[a], msg, mlens[b], want, &wlen));
+            ck_assert_msg(memcmp(out, want, 32) == 0, "key %zu msg %zu", klens[a], mlens[b]);
+        }
+    memset(key, 0xaa, 131);
+    ck_assert_int_eq(ag_hmac_sha256(key, 131, m6, strlen(m6), out), AG_OK);
+    ck_assert(memcmp(out, case6, 32) == 0);
+}
+END_TEST
+
+/* Small draws come from a per-thread buffer: never the same bytes twice, not even in a forked child
+ * (which inherits the parent's buffer). */
+START_TEST(random_draws_never_repeat)
+{
+    enum { DRAWS = 4000 };
+    static unsigned char seen[DRAWS][16];
+    unsigned char big[300], mine[16], childs[16];
+    int fds[2], status;
+    pid_t pid;
+
+    for (size_t i = 0; i < DRAWS; i++) {
+        ck_assert_int_eq(ag_random(seen[i], i % 16 + 1), AG_OK);
+        memset(seen[i] + i % 16 + 1, 0, 16 - (i % 16 + 1));
+    }
+    for (size_t i = 15; i < DRAWS; i += 16) /* the 16-byte draws */
+        for (size_t j = i + 16; j < DRAWS; j += 16)
+            ck_assert(memcmp(seen[i], seen[j], 16) != 0);
+    ck_assert_int_eq(ag_random(big, sizeof(big)), AG_OK);
+    ck_assert(memcmp(big, big + 150, 16) != 0);
+
+    ck_assert_int_eq(ag_random(mine, 1), AG_OK); /* the buffer is filled and partly unused now */
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        unsigned char c[16];
+        _exit(ag_random(c, sizeof(c)) == AG_OK && write(fds[1], c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
+    }
+    ck_assert_int_eq(ag_random(mine, sizeof(mine)), AG_OK);
+    ck_assert_int_eq(read(fds[0], childs, sizeof(childs)), (ssize_t)sizeof(childs));
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_msg(memcmp(mine, childs, sizeof(mine)) != 0, "a forked child handed out its parent's bytes");
+    close(fds[0]);
+    close(fds[1]);
 }
 END_TEST
 
@@ -121,7 +222,10 @@ int main(void)
     tcase_add_test(tc, b64_vectors);
     tcase_add_test(tc, b64_strict);
     tcase_add_test(tc, b64_options);
+    tcase_add_test(tc, b64_every_length);
     tcase_add_test(tc, hmac_sha256_vectors);
+    tcase_add_test(tc, hmac_matches_openssl);
+    tcase_add_test(tc, random_draws_never_repeat);
     tcase_add_test(tc, seal_round_trip_and_tamper);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
