@@ -19,7 +19,7 @@
 #                    run's Redis (OIDCCacheType redis), with the cookie of one real login
 #   bearer-distinct  bearer JWTs, N distinct tokens in rotation (-n, default 30,000, minted just before
 #                    the row: about a minute): so many more than the verified-token cache's 4,096
-#                    direct-mapped slots that (nearly) every request verifies an RS256 signature, which
+#                    4-way LRU slots that (nearly) every request verifies an RS256 signature, which
 #                    the verify/req column shows measured, not argued (10,000 tokens still hit ~14%)
 # and prints requests/s, p50, p99 and the ratio to the ceiling measured in the same run (measured at the
 # start and at the end: these machines drift), and for each row the server's CPU time per request
@@ -374,10 +374,11 @@ after_rss=$(rss_kib "$ag_pid")
 
 # to_us LATENCY -> microseconds, from wrk's "812.00us", "1.23ms", "1.05s" or "1.00m"
 to_us() { awk -v v="$1" 'BEGIN {n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1e3; else if (v ~ /m$/) print n * 6e7; else print n * 1e6}'; }
-declare -A rps_of c1p50_of
+declare -A rps_of c1p50_of cpu_of
 for r in "${results[@]}"; do
-    read -r name rps _ _ _ _ _ _ p _ <<<"$r"
+    read -r name rps _ _ cpu _ _ _ p _ <<<"$r"
     rps_of[$name]=$rps
+    cpu_of[$name]=$cpu
     c1p50_of[$name]=$(to_us "$p")
 done
 ceiling=$(awk -v a="${rps_of[ceiling-start]}" -v b="${rps_of[ceiling-end]}" 'BEGIN {printf "%.0f", (a + b) / 2}')
@@ -406,6 +407,10 @@ echo "verify/req = authgate's signature verifications (EVP_DigestVerify calls, b
 echo "RSS MiB = halfway through the row's $conns-connection run: authgate's VmRSS; Apache's PSS summed over its processes"
 awk -v o="$ossl" 'BEGIN {printf "openssl speed rsa2048, this libcrypto, one core: %d verify/s (%.1f µs); x openssl =\n", o, 1e6 / o}'
 echo "  (1e6 / CPU µs/req) / $ossl: authgate's requests per CPU-second over openssl's RSA-2048 verifies per second"
+awk -v o="$ossl" -v a="${cpu_of[ceiling-start]}" -v b="${cpu_of[ceiling-end]}" -v d="${cpu_of[bearer-distinct]}" 'BEGIN {
+    h = (a + b) / 2; v = 1e6 / o
+    printf "  a server whose every request costs nginx'"'"'s HTTP answer (%.1f µs) plus one such verify (%.1f µs) reaches\n", h, v
+    printf "  x openssl = %.2f; bearer-distinct spends %.1f µs per request beyond that\n", v / (h + v), d - h - v }'
 rss64=$(for r in "${results[@]}"; do read -r name _ _ _ _ vpr mib _ <<<"$r"; [ "$vpr" = - ] || echo "$mib"; done | sort -n | tail -1)
 awk -v c="$conns" -v m="$rss64" -v h="$hwm" -v n="$nidle" -v o="$idle_open" -v a="$idle_ok" -v s="$idle_still" -v r="$idle_rss" \
     -v f="$after_rss" -v st="$idle_new" -v ms="$idle_new_ms" 'BEGIN {
