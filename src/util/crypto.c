@@ -49,7 +49,7 @@ const EVP_MD *ag_crypto_sha(int bits)
     return bits == 256 ? sha256_md : bits == 384 ? sha384_md : bits == 512 ? sha512_md : NULL;
 }
 
-#define POOL_SIZE 512
+#define POOL_SIZE 4096
 #define POOL_DRAW 64 /* larger draws go to RAND_bytes directly */
 
 static _Thread_local struct {
