@@ -185,11 +185,13 @@ static enum ag_rc introspect(struct ag_request *rq, const char *token, int64_t n
     const void *owner = cfg->introspection_url; /* the URL is part of the cache key */
     const struct ag_provider_meta *m = ag_provider_meta(rq->app->provider);
     struct ag_token_identity id = {0};
+    struct ag_token_key key;
+    bool keyed = ag_token_key_make(owner, token, &key) == AG_OK;
     json_t *doc = NULL, *v;
     int64_t until;
     enum ag_rc rc;
 
-    if (ag_token_cache_get(rq->app->tokens, owner, token, now, &id) == AG_OK) {
+    if (keyed && ag_token_cache_get(rq->app->tokens, &key, now, &id) == AG_OK) {
         identity_into_session(&id, s);
         return AG_OK;
     }
@@ -230,7 +232,8 @@ static enum ag_rc introspect(struct ag_request *rq, const char *token, int64_t n
     if (rc != AG_OK)
         goto out;
     id = identity_of(s);
-    ag_token_cache_put(rq->app->tokens, owner, token, until, now, &id);
+    if (keyed)
+        ag_token_cache_put(rq->app->tokens, &key, until, now, &id);
     *why = "ok";
 out:
     if (rc == AG_ERR_UNAUTHENTICATED)
@@ -258,6 +261,8 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
     const char *token;
     struct ag_provider *issuer;
     struct ag_token_identity id = {0};
+    struct ag_token_key key;
+    bool keyed;
     json_t *claims = NULL;
     int64_t now = (int64_t)time(NULL);
     enum ag_jwt_result jr = AG_JWT_OK;
@@ -278,7 +283,8 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
         goto policy;
     }
     issuer = token_issuer(rq, token);
-    if (ag_token_cache_get(rq->app->tokens, issuer, token, now, &id) != AG_OK) {
+    keyed = ag_token_key_make(issuer, token, &key) == AG_OK;
+    if (!keyed || ag_token_cache_get(rq->app->tokens, &key, now, &id) != AG_OK) {
         rc = ag_provider_verify_access_token(issuer, token, now, &claims, &jr);
         if (rc == AG_ERR_UNAVAILABLE)
             return rc;
@@ -288,9 +294,9 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
             return AG_ERR_UNAUTHENTICATED;
         }
         rc = ag_flow_identity(cfg, claims, s);
-        if (rc == AG_OK) {
+        if (rc == AG_OK && keyed) {
             id = identity_of(s); /* borrowed from s: put() copies */
-            ag_token_cache_put(rq->app->tokens, issuer, token,
+            ag_token_cache_put(rq->app->tokens, &key,
                                (int64_t)json_number_value(json_object_get(claims, "exp")), now, &id);
         }
         json_decref(claims);

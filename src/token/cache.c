@@ -82,26 +82,36 @@ void ag_token_cache_free(struct ag_token_cache *c)
     free(c);
 }
 
+enum ag_rc ag_token_key_make(const void *owner, const char *token, struct ag_token_key *key)
+{
+    key->owner = owner;
+    return ag_sha256(token, strlen(token), key->hash);
+}
+
 /* The set of a hash; the shard lock is a function of the set, so one lock covers all its slots. */
 static size_t set_of(const unsigned char h[32])
 {
     return ((size_t)h[0] << 8 | h[1]) % SETS;
 }
 
-enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const void *owner, const char *token, int64_t now,
+static bool slot_is(const struct slot *s, const struct ag_token_key *key)
+{
+    return s->owner == key->owner && CRYPTO_memcmp(s->hash, key->hash, sizeof(s->hash)) == 0;
+}
+
+enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const struct ag_token_key *key, int64_t now,
                               struct ag_token_identity *out)
 {
-    unsigned char h[32];
     enum ag_rc rc = AG_ERR_NOT_FOUND;
     size_t set;
 
-    if (c == NULL || ag_sha256(token, strlen(token), h) != AG_OK)
+    if (c == NULL)
         return AG_ERR_NOT_FOUND;
-    set = set_of(h);
+    set = set_of(key->hash);
     pthread_mutex_lock(&c->lock[set % SHARDS]);
     for (size_t w = 0; w < WAYS; w++) {
         struct slot *s = &c->slots[set * WAYS + w];
-        if (s->until > now && s->owner == owner && CRYPTO_memcmp(s->hash, h, sizeof(h)) == 0) {
+        if (s->until > now && slot_is(s, key)) {
             s->last_used = ++c->clock[set];
             rc = copy_identity(&s->id, out);
             break;
@@ -111,23 +121,21 @@ enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const void *owner, const
     return rc == AG_OK ? AG_OK : AG_ERR_NOT_FOUND;
 }
 
-void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t until,
-                        int64_t now, const struct ag_token_identity *id)
+void ag_token_cache_put(struct ag_token_cache *c, const struct ag_token_key *key, int64_t until, int64_t now,
+                        const struct ag_token_identity *id)
 {
-    unsigned char h[32];
     struct ag_token_identity copy;
     struct slot *victim = NULL;
     size_t set;
 
-    if (c == NULL || until <= now || ag_sha256(token, strlen(token), h) != AG_OK ||
-        copy_identity(id, &copy) != AG_OK)
+    if (c == NULL || until <= now || copy_identity(id, &copy) != AG_OK)
         return;
-    set = set_of(h);
+    set = set_of(key->hash);
     pthread_mutex_lock(&c->lock[set % SHARDS]);
     /* the same token's slot, else an empty or expired one, else the least recently used */
     for (size_t w = 0; w < WAYS; w++) {
         struct slot *s = &c->slots[set * WAYS + w];
-        if (s->until > 0 && s->owner == owner && CRYPTO_memcmp(s->hash, h, sizeof(h)) == 0) {
+        if (s->until > 0 && slot_is(s, key)) {
             victim = s;
             break;
         }
@@ -135,8 +143,8 @@ void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char 
             victim = s;
     }
     ag_token_identity_clear(&victim->id);
-    memcpy(victim->hash, h, sizeof(h));
-    victim->owner = owner;
+    memcpy(victim->hash, key->hash, sizeof(key->hash));
+    victim->owner = key->owner;
     victim->until = until < now + AG_TOKEN_CACHE_TTL ? until : now + AG_TOKEN_CACHE_TTL;
     victim->last_used = ++c->clock[set];
     victim->id = copy;

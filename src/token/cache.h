@@ -29,15 +29,24 @@ struct ag_token_identity {
 enum ag_rc ag_token_cache_new(struct ag_token_cache **out);
 void ag_token_cache_free(struct ag_token_cache *c);
 
-/* Look `token` up for verifier `owner` (any pointer naming who verified it) at time now. AG_OK with a
- * copy of the identity in *out, or AG_ERR_NOT_FOUND. */
-enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const void *owner, const char *token, int64_t now,
+/* What the cache knows a token by: its SHA-256 and its verifier `owner` (any pointer naming who verified
+ * it). Made once per request and used for both the lookup and the insert. */
+struct ag_token_key {
+    unsigned char hash[32];
+    const void *owner;
+};
+
+/* The key of `token` for verifier `owner`; AG_ERR_INTERNAL if it cannot be hashed (then do not cache). */
+enum ag_rc ag_token_key_make(const void *owner, const char *token, struct ag_token_key *key);
+
+/* Look a token up at time now. AG_OK with a copy of the identity in *out, or AG_ERR_NOT_FOUND. */
+enum ag_rc ag_token_cache_get(struct ag_token_cache *c, const struct ag_token_key *key, int64_t now,
                               struct ag_token_identity *out);
 
 /* Remember a verified token until min(until, now + AG_TOKEN_CACHE_TTL): its exp, or an earlier time the
  * caller chooses. Copies id. */
-void ag_token_cache_put(struct ag_token_cache *c, const void *owner, const char *token, int64_t until,
-                        int64_t now, const struct ag_token_identity *id);
+void ag_token_cache_put(struct ag_token_cache *c, const struct ag_token_key *key, int64_t until, int64_t now,
+                        const struct ag_token_identity *id);
 
 void ag_token_identity_clear(struct ag_token_identity *id);
 

@@ -11,6 +11,16 @@
 
 #define NOW 1800000000
 
+/* The key of token for owner, in one of a few per-thread slots (a test passes at most two at once). */
+static const struct ag_token_key *key(const void *owner, const char *token)
+{
+    static _Thread_local struct ag_token_key keys[4];
+    static _Thread_local unsigned next;
+    struct ag_token_key *k = &keys[next++ % 4];
+    ck_assert_int_eq(ag_token_key_make(owner, token, k), AG_OK);
+    return k;
+}
+
 static struct ag_token_identity alice(void)
 {
     static char *groups[] = {"admins", "devs"}, *claims[] = {"X-Tenant", "acme"};
@@ -31,9 +41,9 @@ START_TEST(hit_miss_and_copies)
     struct ag_token_identity id = alice(), out;
     int a, b;
     ck_assert_int_eq(ag_token_cache_new(&c), AG_OK);
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "tok1", NOW, &out), AG_ERR_NOT_FOUND);
-    ag_token_cache_put(c, &a, "tok1", NOW + 60, NOW, &id);
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "tok1", NOW + 1, &out), AG_OK);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "tok1"), NOW, &out), AG_ERR_NOT_FOUND);
+    ag_token_cache_put(c, key(&a, "tok1"), NOW + 60, NOW, &id);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "tok1"), NOW + 1, &out), AG_OK);
     ck_assert_str_eq(out.sub, "alice");
     ck_assert_str_eq(out.email, "alice@example.com");
     ck_assert_uint_eq(out.groups.n, 2);
@@ -45,11 +55,11 @@ START_TEST(hit_miss_and_copies)
     ck_assert_ptr_ne(out.claims.v[0], id.claims.v[0]);
     ag_token_identity_clear(&out);
     /* another verifier, another token, a token differing in one byte */
-    ck_assert_int_eq(ag_token_cache_get(c, &b, "tok1", NOW + 1, &out), AG_ERR_NOT_FOUND);
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "tok2", NOW + 1, &out), AG_ERR_NOT_FOUND);
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "tok1 ", NOW + 1, &out), AG_ERR_NOT_FOUND);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&b, "tok1"), NOW + 1, &out), AG_ERR_NOT_FOUND);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "tok2"), NOW + 1, &out), AG_ERR_NOT_FOUND);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "tok1 "), NOW + 1, &out), AG_ERR_NOT_FOUND);
     /* never at or past exp */
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "tok1", NOW + 60, &out), AG_ERR_NOT_FOUND);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "tok1"), NOW + 60, &out), AG_ERR_NOT_FOUND);
     ag_token_cache_free(c);
 }
 END_TEST
@@ -60,13 +70,14 @@ START_TEST(ttl_bound_and_expired_puts)
     struct ag_token_identity id = alice(), out;
     int a;
     ck_assert_int_eq(ag_token_cache_new(&c), AG_OK);
-    ag_token_cache_put(c, &a, "long", NOW + 86400, NOW, &id);
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "long", NOW + AG_TOKEN_CACHE_TTL - 1, &out), AG_OK);
+    ag_token_cache_put(c, key(&a, "long"), NOW + 86400, NOW, &id);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "long"), NOW + AG_TOKEN_CACHE_TTL - 1, &out), AG_OK);
     ag_token_identity_clear(&out);
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "long", NOW + AG_TOKEN_CACHE_TTL, &out), AG_ERR_NOT_FOUND);
-    ag_token_cache_put(c, &a, "dead", NOW, NOW, &id);
-    ck_assert_int_eq(ag_token_cache_get(c, &a, "dead", NOW - 1, &out), AG_ERR_NOT_FOUND);
-    ck_assert_int_eq(ag_token_cache_get(NULL, &a, "long", NOW, &out), AG_ERR_NOT_FOUND);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "long"), NOW + AG_TOKEN_CACHE_TTL, &out),
+                     AG_ERR_NOT_FOUND);
+    ag_token_cache_put(c, key(&a, "dead"), NOW, NOW, &id);
+    ck_assert_int_eq(ag_token_cache_get(c, key(&a, "dead"), NOW - 1, &out), AG_ERR_NOT_FOUND);
+    ck_assert_int_eq(ag_token_cache_get(NULL, key(&a, "long"), NOW, &out), AG_ERR_NOT_FOUND);
     ag_token_cache_free(c);
     ag_token_cache_free(NULL);
 }
@@ -81,11 +92,11 @@ START_TEST(bounded_under_many_tokens)
     ck_assert_int_eq(ag_token_cache_new(&c), AG_OK);
     for (int i = 0; i < 5 * AG_TOKEN_CACHE_SLOTS; i++) {
         snprintf(tok, sizeof(tok), "t%d", i);
-        ag_token_cache_put(c, &a, tok, NOW + 60, NOW, &id);
+        ag_token_cache_put(c, key(&a, tok), NOW + 60, NOW, &id);
     }
     for (int i = 0; i < 5 * AG_TOKEN_CACHE_SLOTS; i++) {
         snprintf(tok, sizeof(tok), "t%d", i);
-        if (ag_token_cache_get(c, &a, tok, NOW, &out) == AG_OK) {
+        if (ag_token_cache_get(c, key(&a, tok), NOW, &out) == AG_OK) {
             hits++;
             ag_token_identity_clear(&out);
         }
@@ -107,11 +118,11 @@ START_TEST(working_set_and_lru)
     ck_assert_int_eq(ag_token_cache_new(&c), AG_OK);
     for (int i = 0; i < AG_TOKEN_CACHE_SLOTS / 4; i++) {
         snprintf(tok, sizeof(tok), "hot%d", i);
-        ag_token_cache_put(c, &a, tok, NOW + 60, NOW, &id);
+        ag_token_cache_put(c, key(&a, tok), NOW + 60, NOW, &id);
     }
     for (int i = 0; i < AG_TOKEN_CACHE_SLOTS / 4; i++) {
         snprintf(tok, sizeof(tok), "hot%d", i);
-        if (ag_token_cache_get(c, &a, tok, NOW, &out) == AG_OK) {
+        if (ag_token_cache_get(c, key(&a, tok), NOW, &out) == AG_OK) {
             hits++;
             ag_token_identity_clear(&out);
         }
@@ -120,8 +131,8 @@ START_TEST(working_set_and_lru)
     /* "hot0" is used between every put of 3 * SLOTS cold tokens: it stays */
     for (int i = 0; i < 3 * AG_TOKEN_CACHE_SLOTS; i++) {
         snprintf(tok, sizeof(tok), "cold%d", i);
-        ag_token_cache_put(c, &a, tok, NOW + 60, NOW, &id);
-        ck_assert_int_eq(ag_token_cache_get(c, &a, "hot0", NOW, &out), AG_OK);
+        ag_token_cache_put(c, key(&a, tok), NOW + 60, NOW, &id);
+        ck_assert_int_eq(ag_token_cache_get(c, key(&a, "hot0"), NOW, &out), AG_OK);
         ag_token_identity_clear(&out);
     }
     ag_token_cache_free(c);
@@ -137,8 +148,8 @@ static void *worker(void *arg)
     for (int i = 0; i < 20000; i++) {
         snprintf(tok, sizeof(tok), "w%d", (i * 7 + (int)(intptr_t)arg) % 500);
         if (i % 3 == 0)
-            ag_token_cache_put(shared, NULL, tok, NOW + 60, NOW, &id);
-        else if (ag_token_cache_get(shared, NULL, tok, NOW, &out) == AG_OK)
+            ag_token_cache_put(shared, key(NULL, tok), NOW + 60, NOW, &id);
+        else if (ag_token_cache_get(shared, key(NULL, tok), NOW, &out) == AG_OK)
             ag_token_identity_clear(&out);
     }
     return NULL;
