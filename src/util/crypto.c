@@ -100,10 +100,25 @@ enum ag_rc ag_sha256(const void *msg, size_t mlen, unsigned char out[32])
     return AG_OK;
 }
 
+/* One half of HMAC: SHA-256 of (k ^ padbyte) | msg. */
+static bool hmac_half(EVP_MD_CTX *ctx, const unsigned char k[64], unsigned char padbyte, const void *msg,
+                      size_t mlen, unsigned char out[32])
+{
+    unsigned char pad[64];
+    bool ok;
+
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ padbyte;
+    ok = EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
+         EVP_DigestUpdate(ctx, msg, mlen) == 1 && EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+    OPENSSL_cleanse(pad, sizeof(pad));
+    return ok;
+}
+
 /* HMAC (RFC 2104) over the fetched SHA-256: H((K ^ opad) | H((K ^ ipad) | msg)). */
 enum ag_rc ag_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen, unsigned char out[32])
 {
-    unsigned char k[64], pad[64], inner[32];
+    unsigned char k[64], inner[32];
     EVP_MD_CTX *ctx = NULL;
     enum ag_rc rc = AG_ERR_INTERNAL;
 
@@ -114,25 +129,13 @@ enum ag_rc ag_hmac_sha256(const void *key, size_t klen, const void *msg, size_t 
     } else if (klen > 0) {
         memcpy(k, key, klen);
     }
-    if (!algorithms() || (ctx = EVP_MD_CTX_new()) == NULL)
-        goto out;
-    for (size_t i = 0; i < sizeof(pad); i++)
-        pad[i] = k[i] ^ 0x36;
-    if (EVP_DigestInit_ex(ctx, sha256_md, NULL) != 1 || EVP_DigestUpdate(ctx, pad, sizeof(pad)) != 1 ||
-        EVP_DigestUpdate(ctx, msg, mlen) != 1 || EVP_DigestFinal_ex(ctx, inner, NULL) != 1)
-        goto out;
-    for (size_t i = 0; i < sizeof(pad); i++)
-        pad[i] = k[i] ^ 0x5c;
-    if (EVP_DigestInit_ex(ctx, sha256_md, NULL) != 1 || EVP_DigestUpdate(ctx, pad, sizeof(pad)) != 1 ||
-        EVP_DigestUpdate(ctx, inner, sizeof(inner)) != 1 || EVP_DigestFinal_ex(ctx, out, NULL) != 1)
-        goto out;
-    rc = AG_OK;
-out:
-    if (rc != AG_OK)
+    if (algorithms() && (ctx = EVP_MD_CTX_new()) != NULL && hmac_half(ctx, k, 0x36, msg, mlen, inner) &&
+        hmac_half(ctx, k, 0x5c, inner, sizeof(inner), out))
+        rc = AG_OK;
+    else
         ERR_clear_error();
     EVP_MD_CTX_free(ctx);
     OPENSSL_cleanse(k, sizeof(k));
-    OPENSSL_cleanse(pad, sizeof(pad));
     OPENSSL_cleanse(inner, sizeof(inner));
     return rc;
 }
