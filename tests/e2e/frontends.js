@@ -4,12 +4,13 @@
 // temp dir. renderNginxRecipe / renderCaddyRecipe turn the user-facing example files into test
 // configs by replacing only the addresses; the rest is used as it is.
 
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { freePort } from './harness.js';
-import { newTmpDir, readSourceFile, spawnProcess, waitPort } from './stack.js';
+import { newTmpDir, rawRequest, readSourceFile, spawnProcess, waitPort } from './stack.js';
 
 export const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
 export const CADDY = process.env.CADDY ?? '/usr/bin/caddy';
@@ -118,3 +119,46 @@ export async function startCaddy({ caddyfile, port }) {
 }
 
 export { freePort };
+
+// ----------------------------------------------------------------------------------------------
+// API clients through a front (either recipe), for the bearer-token suites of both
+
+export const INVALID_TOKEN = /^Bearer error="invalid_token", error_description="[^"]+"$/;
+export const INSUFFICIENT_SCOPE = /^Bearer error="insufficient_scope", error_description="[^"]+"$/;
+
+// The token with one bit of its signature flipped (in the middle: the last base64url character
+// may carry only padding bits).
+export function tamperedSignature(token) {
+  const [h, p, s] = token.split('.');
+  const sig = Buffer.from(s, 'base64url');
+  sig[sig.length >> 1] ^= 0x01;
+  const t = `${h}.${p}.${sig.toString('base64url')}`;
+  assert.notEqual(t, token);
+  return t;
+}
+
+export const basicAuth = (user, password) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+// One raw request through a front ({ front } as the suites keep it): every header line as sent
+// (a WWW-Authenticate twice would show); `extra` headers as an object.
+export const frontRequest = (front, p, authorization, extra = {}) => rawRequest(front.front.url, {
+  path: p,
+  headers: [...(authorization === undefined ? [] : [['Authorization', authorization]]), ...Object.entries(extra)],
+});
+
+// A refusal the front made from authgate's answer: that status, exactly one WWW-Authenticate
+// matching `challenge` (or none), no redirect, and nothing reached the app (`echo`).
+export async function assertRefused(echo, front, p, authorization, status, challenge, extra = {}) {
+  const before = echo.requests.length;
+  const r = await frontRequest(front, p, authorization, extra);
+  assert.equal(r.status, status, `${p}: ${r.status} ${r.header('location') ?? ''}`);
+  assert.equal(r.header('location'), undefined, 'no redirect to the login');
+  if (challenge) {
+    assert.equal(r.headers['www-authenticate']?.length, 1, `one challenge: ${JSON.stringify(r.headers['www-authenticate'])}`);
+    assert.match(r.header('www-authenticate'), challenge);
+  } else {
+    assert.equal(r.header('www-authenticate'), undefined);
+  }
+  assert.equal(echo.requests.length, before, 'nothing reached the app');
+  return r;
+}
