@@ -487,36 +487,40 @@ static void sub_handle(struct ag_redis *r, redisReply *rep)
     }
 }
 
+/* The reply to a command when it is of type `want`, else NULL (a reply of another type is freed). */
+static redisReply *run_want(redisContext *ctx, int argc, const char **argv, const size_t *lens, int want)
+{
+    redisReply *rep = run(ctx, argc, argv, lens);
+    if (rep != NULL && rep->type != want) {
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    return rep;
+}
+
 /* Connect, learn our id, subscribe; NULL on failure. */
 static redisContext *sub_dial(struct ag_redis *r, long long *id)
 {
+    static const char *cid[2] = {"CLIENT", "ID"}, *sub[2] = {"SUBSCRIBE", "__redis__:invalidate"};
+    static const size_t cidl[2] = {6, 2}, subl[2] = {9, 20};
     redisContext *ctx = dial(r);
     redisReply *rep;
 
     if (ctx == NULL)
         return NULL;
-    const char *cid[2] = {"CLIENT", "ID"};
-    size_t cidl[2] = {6, 2};
-    rep = run(ctx, 2, cid, cidl);
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-        if (rep != NULL)
-            freeReplyObject(rep);
-        redisFree(ctx);
-        return NULL;
-    }
+    rep = run_want(ctx, 2, cid, cidl, REDIS_REPLY_INTEGER);
+    if (rep == NULL)
+        goto fail;
     *id = rep->integer;
     freeReplyObject(rep);
-    const char *sub[2] = {"SUBSCRIBE", "__redis__:invalidate"};
-    size_t subl[2] = {9, 20};
-    rep = run(ctx, 2, sub, subl);
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        if (rep != NULL)
-            freeReplyObject(rep);
-        redisFree(ctx);
-        return NULL;
-    }
+    rep = run_want(ctx, 2, sub, subl, REDIS_REPLY_ARRAY);
+    if (rep == NULL)
+        goto fail;
     freeReplyObject(rep);
     return ctx;
+fail:
+    redisFree(ctx);
+    return NULL;
 }
 
 static void *sub_main(void *arg)
