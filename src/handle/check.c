@@ -70,7 +70,7 @@ static enum ag_rc demands_met(struct ag_request *rq, const struct ag_session *s,
         *why = "not in an allowed group";
         return AG_ERR_DENIED;
     }
-    /* fails closed: an ambiguous path, or more matching rules than we look at */
+    /* fails closed: more matching rules than we look at (an ambiguous path brings every rule) */
     if (ag_rules_collect(rq->app->scope_rules, forwarded_method(rq), ag_request_target(rq), need,
                          AG_ARRAY_LEN(need), &n) != AG_OK) {
         *why = "the request path cannot be matched against the scope rules";
