@@ -104,7 +104,7 @@ enum MHD_Result ag_response_send(struct ag_request *rq, const struct ag_reply *r
     MHD_add_response_header(resp, cfg->request_id_header, rq->request_id);
     for (size_t i = 0; i < reply->nheaders; i++)
         MHD_add_response_header(resp, reply->headers[i].name, reply->headers[i].value);
-    if (atomic_load(&rq->app->draining))
+    if (reply->close || atomic_load(&rq->app->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(rq->conn, reply->status, resp);
     MHD_destroy_response(resp);
