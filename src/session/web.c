@@ -208,7 +208,7 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
     rc = ag_provider_refresh(rq->app->provider, cur.refresh_token, &tr);
     ag_session_clear(&cur);
     if (rc == AG_ERR_DENIED) {
-        rc = end_session(rq, t, "the provider refused the refresh token");
+        rc = end_session(rq, t, "refresh token refused by the provider");
     } else if (rc == AG_OK && tr.id_token != NULL &&
                (rc = refreshed_identity(rq, s, tr.id_token, now, &why)) != AG_OK) {
         ag_log_rq(AG_LOG_WARN, rq->request_id, "refreshed ID token refused: %s", why);
