@@ -419,7 +419,8 @@ describe('browser login (sign-in page, no provider button skipping)', () => {
     const s = await loggedIn(A);
     const keysBefore = await sessionKeys();
     const r = await request(`${A.base}/oauth2/sign_in?rd=%2Fx`, { jar: s.jar });
-    assert.equal(r.status, 200);
+    // 403, not 200: through Envoy ext_authz a 200 would forward the request to the app (issue 11, SPEC C)
+    assert.equal(r.status, 403);
     assert.match(r.headers.get('content-type'), /text\/html/);
     assert.match(await r.text(), /\/oauth2\/start/);
     assert.ok(clears(setCookieFor(r.headers.getSetCookie(), SESSION_COOKIE)), r.headers.getSetCookie().join(' | '));
