@@ -2226,9 +2226,24 @@ static bool ag_claim_path_ok(const char *s)
     return true;
 }
 
-/* Headers a claim must not be mapped to: ours (identity, challenges, cookies) and HTTP's own. */
-static bool ag_reserved_header(const char *name)
+/* How many '-' or '_' a header name has. */
+static size_t ag_separators(const char *name)
 {
+    size_t n = 0;
+    for (; *name != '\0'; name++)
+        n += *name == '-' || *name == '_';
+    return n;
+}
+
+/* Headers a claim must not be mapped to: ours (identity, challenges, cookies) and HTTP's own. */
+static bool ag_reserved_header(const char *spelled)
+{
+    /* '_' read as '-': WSGI, PHP and Rack merge the two, so X_Auth_Request_User is X-Auth-Request-User */
+    char name[128];
+    size_t n = 0;
+    for (; spelled[n] != '\0' && n + 1 < sizeof(name); n++)
+        name[n] = spelled[n] == '_' ? '-' : spelled[n];
+    name[n] = '\0';
     static const char *const reserved[] = {
         "Authorization",
         "Cookie",
@@ -2417,6 +2432,11 @@ static void ag_check(struct ag_load *ld)
                    "header %s is set by authgate or by HTTP itself, expected another name (like "
                    "X-Auth-Request-Tenant)",
                    ag_show(name, shown, sizeof(shown)));
+        else if (ag_separators(name) > AG_MAX_CLAIM_HEADER_SEPARATORS)
+            ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",
+                   "header %s has more than %d '-' or '_', expected a shorter name (every spelling of it "
+                   "with '-' or '_' is listed for Envoy to remove)",
+                   ag_show(name, shown, sizeof(shown)), AG_MAX_CLAIM_HEADER_SEPARATORS);
         for (size_t d = 0; d < c && eq != NULL; d++)
             if (strncasecmp(cfg->claim_headers.v[d], v, (size_t)(eq - v) + 1) == 0)
                 ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",

@@ -230,6 +230,8 @@ enum ag_rc ag_config_parse_int(const char *s, int64_t *out);
 /* Largest config file ag_config_load() reads (added); a bigger one is an error, not a truncation. */
 #define AG_CONFIG_FILE_MAX   (1024 * 1024)
 #define AG_MAX_CLAIM_HEADERS 32 /* --claim-header entries */
+/* '-' or '_' in a --claim-header name: Envoy is told to remove every spelling (2^n of them). */
+#define AG_MAX_CLAIM_HEADER_SEPARATORS 6
 
 /* Environment variable of option `idx` (added): prefix "OAUTH2_PROXY_" or "AUTHGATE_", then the
  * upper-cased config key, then "_FILE" for the file variant of a secret. Writes a NUL-terminated

@@ -15,6 +15,7 @@
 #include "handle/tunnel.h"
 #include "log.h"
 #include "net/addr.h"
+#include "net/head.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
@@ -97,6 +98,38 @@ static bool body_too_large(const struct ag_request *rq)
     return n > AG_OWN_BODY_MAX;
 }
 
+struct fields {
+    struct ag_head_field *v;
+    size_t n, cap;
+};
+
+static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                     const char *value, size_t value_size)
+{
+    struct fields *f = cls;
+
+    AG_UNUSED(kind);
+    if (f->n < f->cap && key != NULL && value != NULL)
+        f->v[f->n++] = (struct ag_head_field){key, value, key_size, value_size};
+    return MHD_YES;
+}
+
+/* Why this request's head must be refused (net/head.h), or NULL. */
+static const char *head_refusal(struct ag_request *rq, const char *method, const char *version)
+{
+    struct fields f = {NULL, 0, 0};
+    int n = MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, NULL, NULL);
+
+    if (n > 0) {
+        f.cap = (size_t)n;
+        f.v = ag_request_alloc(rq, f.cap * sizeof(*f.v));
+        if (f.v == NULL)
+            return "out of memory";
+        MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, collect_field, &f);
+    }
+    return ag_head_refusal(method, rq->raw_uri, version, f.v, f.n);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls)
@@ -119,6 +152,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         ag_request_set_id(rq, ag_request_header(rq, s->app->cfg->request_id_header));
         atomic_fetch_add(&s->app->inflight, 1);
         rq->counted = true;
+        const char *why = head_refusal(rq, method, version);
+        if (why != NULL) {
+            /* before any decision: the front end, authgate and the upstream could read it differently */
+            struct ag_reply reply;
+            ag_log_rq(AG_LOG_WARN, rq->request_id, "request refused: %s", why);
+            ag_response_error(rq, AG_ERR_INVALID, &reply);
+            reply.close = true;
+            return ag_response_send(rq, &reply);
+        }
         rq->route_id = ag_router_match(s->app->cfg, rq->raw_uri, rq->path_len)->id;
         if (ag_proxy_wanted(rq))
             return ag_proxy_begin(rq); /* the body, of any size, streams upstream */
