@@ -81,10 +81,10 @@ function headerLists(rawHeaders) {
 
 const remoteAddr = (req) => (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 
-function expand(template, req, reqPath = req.url) {
+function expand(template, req, reqPath = req.url, authority = req.headers.host) {
   if (typeof template === 'function') return template(req);
   return String(template)
-    .replaceAll('%REQ(:authority)%', req.headers.host ?? '')
+    .replaceAll('%REQ(:authority)%', authority ?? '')
     .replaceAll('%REQ(:path)%', reqPath)
     .replaceAll('%REQ(:method)%', req.method)
     .replaceAll('%REQ(:scheme)%', 'http')
@@ -114,6 +114,9 @@ function exchange(target, { method, path, headers, body, timeoutMs }) {
 // Path normalisation, as Envoy's HttpConnectionManager (HCM) does it and as Istio configures it.
 // An EMULATION written from these sources (read on GitHub, envoyproxy/envoy, googleurl, istio/istio):
 //
+//   - Envoy's HTTP/1 codec (source/common/http/http1/codec_impl.cc, handlePath) with
+//     allow_absolute_url (true unless configured: source/common/http/http1/settings.cc): an absolute-form
+//     target "http(s)://authority/path" becomes :authority = authority, :path = /path (and its query).
 //   - Envoy source/common/http/conn_manager_impl.cc (ActiveStream::decodeHeaders): a :path that does
 //     not start with '/' gets 404 (AbsolutePath); then maybeNormalizePath(): Reject -> 400 with no
 //     filter run (so no ext_authz check), Redirect -> 307 with `location: <the new path>`, Continue ->
@@ -149,7 +152,7 @@ function exchange(target, { method, path, headers, body, timeoutMs }) {
 //     normalization_test.go), whose expectations the e2e suite paths.test.js replays against this code.
 //   Not emulated: the HTTP/1 codec's own refusals beyond what node:http refuses itself (this server
 //   answers 400 to a request line with control characters, bytes above 0x7e or a relative target,
-//   before any of this), absolute-form targets (HCM allow_absolute_url off: they get the 404 above).
+//   before any of this).
 
 // googleurl's kPathCharLookup (url/url_canon_path.cc), per byte: what the canonical path does with it.
 const PASS = 0;
@@ -311,10 +314,11 @@ export const ISTIO_PATH_NORMALIZATION = Object.freeze({
   DECODE_AND_MERGE_SLASHES: Object.freeze({ normalizePath: true, mergeSlashes: true, pathWithEscapedSlashesAction: 'UNESCAPE_AND_FORWARD' }),
 });
 
-// What the HCM does with the request-target `target` under `hcm` = { normalizePath, mergeSlashes,
-// pathWithEscapedSlashesAction, stripDotSegmentParameters (default true: Envoy >= 1.39.1; false: the
-// older releases) }. Returns { action: 'continue' | 'reject' (400) | 'redirect' (307) | 'not-found'
-// (404), path }: the path the check and the upstream get, or the redirect's location.
+// What the HTTP/1 codec and the HCM do with the request-target `target` under `hcm` = { normalizePath,
+// mergeSlashes, pathWithEscapedSlashesAction, stripDotSegmentParameters (default true: Envoy >= 1.39.1;
+// false: the older releases) }. Returns { action: 'continue' | 'reject' (400) | 'redirect' (307) |
+// 'not-found' (404), path, authority (only for an absolute-form target) }: the path the check and the
+// upstream get, or the redirect's location.
 export function envoyNormalizePath(target, {
   normalizePath = false, mergeSlashes: merge = false, pathWithEscapedSlashesAction = 'KEEP_UNCHANGED',
   stripDotSegmentParameters = true,
@@ -322,25 +326,27 @@ export function envoyNormalizePath(target, {
   if (!ESCAPED_SLASHES_ACTIONS.includes(pathWithEscapedSlashesAction)) {
     throw new Error(`pathWithEscapedSlashesAction: ${pathWithEscapedSlashesAction} is none of ${ESCAPED_SLASHES_ACTIONS.join(', ')}`);
   }
-  if (!target.startsWith('/')) return { action: 'not-found', path: target };
-  if (target.includes('#')) return { action: 'reject', path: target };
-  let p = target;
+  const absolute = /^https?:\/\/([^/?#]*)/i.exec(target);
+  const authority = absolute ? { authority: absolute[1] } : {};
+  let p = absolute ? target.slice(absolute[0].length) || '/' : target;
+  if (!p.startsWith('/')) return { action: 'not-found', path: p, ...authority };
+  if (p.includes('#')) return { action: 'reject', path: p, ...authority };
   let action = 'continue';
   if (pathWithEscapedSlashesAction !== 'KEEP_UNCHANGED') {
     const u = unescapeSlashes(p);
     p = u.path;
-    if (u.found && pathWithEscapedSlashesAction === 'REJECT_REQUEST') return { action: 'reject', path: p };
+    if (u.found && pathWithEscapedSlashesAction === 'REJECT_REQUEST') return { action: 'reject', path: p, ...authority };
     if (u.found && pathWithEscapedSlashesAction === 'UNESCAPE_AND_REDIRECT') action = 'redirect';
   }
   if (normalizePath) {
     if (stripDotSegmentParameters) p = stripDotParameters(p);
     const q = p.indexOf('?');
     const c = canonicalizePath(q < 0 ? p : p.slice(0, q));
-    if (!c.ok) return { action: 'reject', path: p };
+    if (!c.ok) return { action: 'reject', path: p, ...authority };
     p = c.path + (q < 0 ? '' : p.slice(q));
   }
   if (merge) p = mergeSlashes(p);
-  return { action, path: p };
+  return { action, path: p, ...authority };
 }
 
 export async function startEnvoyEmulator({
@@ -387,8 +393,10 @@ export async function startEnvoyEmulator({
     });
     // ---- the connection manager's own answers, before any filter (no check)
     let reqPath = req.url;
+    let authority;
     if (normalization) {
       const n = envoyNormalizePath(req.url, normalization);
+      authority = n.authority;
       if (n.action !== 'continue') {
         const status = { reject: 400, redirect: 307, 'not-found': 404 }[n.action];
         local.push({ method: req.method, url: req.url, status, path: n.path });
@@ -403,7 +411,7 @@ export async function startEnvoyEmulator({
     const requestId = client.get('x-request-id')?.[0] ?? randomUUID();
 
     // ---- the check request
-    const check = { host: req.headers.host ?? '' };
+    const check = { host: authority ?? req.headers.host ?? '' };
     for (const [k, vs] of client) {
       if (k === 'host' || k === 'content-length' || k === 'x-forwarded-for' || HOP_BY_HOP.has(k)) continue;
       if (inCheck(k)) check[k] = vs.join(',');
@@ -413,7 +421,7 @@ export async function startEnvoyEmulator({
     check['x-forwarded-for'] = inCheck('x-forwarded-for') ? xff : remoteAddr(req);
     check['x-envoy-internal'] = 'true';
     check['x-envoy-expected-rq-timeout-ms'] = String(timeoutMs);
-    for (const [k, t] of Object.entries(includeAdditionalHeadersInCheck)) check[k.toLowerCase()] = expand(t, req, reqPath);
+    for (const [k, t] of Object.entries(includeAdditionalHeadersInCheck)) check[k.toLowerCase()] = expand(t, req, reqPath, authority ?? req.headers.host);
     check['x-request-id'] = requestId;
     check['content-length'] = '0';
     const path = pathPrefix + reqPath;
@@ -454,6 +462,7 @@ export async function startEnvoyEmulator({
       if (HOP_BY_HOP.has(k) || k === 'content-length') continue;
       up.set(k, [...vs]);
     }
+    if (authority !== undefined) up.set('host', [authority]);
     up.set('x-forwarded-for', [xff]);
     up.set('x-forwarded-proto', ['http']);
     up.set('x-request-id', [requestId]);

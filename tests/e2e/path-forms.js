@@ -17,6 +17,7 @@
 //   tail       /admin and /public followed by encoded or raw separators, dot segments at the end
 //   query      '?' and '#' raw or encoded between the public prefix and a traversal
 //   nested     invalid, nested and overlong escapes (Chromium's "%%32e", UTF-8 overlong dots/slashes)
+//   own        authgate's own endpoints (/oauth2/..., /ping ...) as the start of a traversal
 //   absolute   absolute-form request-targets (http://host/...)
 //   control    canonical paths that every reading agrees on (must behave as the rules say)
 
@@ -148,6 +149,18 @@ export function pathForms() {
     add('nested', `/${from}/%/../${to}/x`);
     add('nested', `/${from}/%4/../${to}/x`);
   }
+
+  // ---- authgate's own endpoints as the start of a traversal (own routing versus the app's reading)
+  for (const own of ['/oauth2', '/oauth2/auth', '/oauth2/start', '/oauth2/sign_in', '/oauth2/userinfo', '/oauth2/static', '/ping', '/ready', '/robots.txt']) {
+    add('own', `${own}/../admin/x`);
+    add('own', `${own}/%2e%2e/admin/x`);
+    add('own', `${own}/..;/admin/x`);
+    add('own', `${own}//../admin/x`);
+  }
+  add('own', '/oauth2/../../admin/x');
+  add('own', '/oauth2;/../admin/x');
+  add('own', '//oauth2/../admin/x');
+  add('own', '/public/../oauth2/../admin/x');
 
   // ---- absolute-form targets
   for (const p of ['/admin/x', '/public/x', '/public/../admin/x', '//admin/x', '/public/%2e%2e/admin/x', '/admin/..;/public/x']) {

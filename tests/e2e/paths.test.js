@@ -50,6 +50,7 @@ let nodeApp;
 let nginxApp;
 let sessionCookie; // alice, without api:admin
 let adminToken; // a client-credentials token with api:admin (positive control)
+let proxyBehindLb; // reverse-proxy mode with reverse_proxy = true, the test client as its trusted proxy
 const gates = [];
 const fronts = []; // { name, url, app: 'node' | 'nginx', envoy? }
 const cleanups = [];
@@ -162,6 +163,8 @@ before(async () => {
   // the nginx recipe's settings (see its header) and the README's Istio settings
   const authRequest = await gate({ reverse_proxy: true, trusted_proxy_ips: ['127.0.0.1'] });
   const check = await gate({ upstreams: ['static://200'], check_path_prefix: CHECK_PREFIX });
+  // reverse-proxy mode behind a load balancer it trusts (reverse_proxy for X-Forwarded-Proto/-Host)
+  proxyBehindLb = await gate({ upstreams: [`${nodeApp.url}/`], reverse_proxy: true, trusted_proxy_ips: ['127.0.0.1'] });
 
   fronts.push({ name: 'authgate proxy -> nginx app', url: proxyToNginx.base, app: 'nginx' });
   fronts.push({ name: 'authgate proxy -> node app', url: proxyToNode.base, app: 'node' });
@@ -285,9 +288,12 @@ describe('the emulations themselves', () => {
     assert.deepEqual(act('UNESCAPE_AND_REDIRECT'), { action: 'redirect', path: '/a/b/c' });
     assert.deepEqual(act('UNESCAPE_AND_FORWARD'), { action: 'continue', path: '/a/b/c' });
     assert.deepEqual(act('REJECT_REQUEST', '/a/b?c=%2F'), { action: 'continue', path: '/a/b?c=%2F' }, 'the query is not looked at');
-    // a fragment is refused (http_reject_path_with_fragment); a target without a leading '/' is 404
+    // a fragment is refused (http_reject_path_with_fragment); an absolute-form target gives :authority
+    // and :path (allow_absolute_url); any other target without a leading '/' is 404
     assert.equal(envoyNormalizePath('/a#b', ISTIO_PATH_NORMALIZATION.NONE).action, 'reject');
-    assert.equal(envoyNormalizePath('http://h/a', base).action, 'not-found');
+    assert.deepEqual(envoyNormalizePath('http://h:1/a/../b?c', base), { action: 'continue', path: '/b?c', authority: 'h:1' });
+    assert.deepEqual(envoyNormalizePath('http://h', base), { action: 'continue', path: '/', authority: 'h' });
+    assert.equal(envoyNormalizePath('*', base).action, 'not-found');
     assert.throws(() => envoyNormalizePath('/a', { pathWithEscapedSlashesAction: 'DROP' }), /none of/);
   });
 
@@ -348,10 +354,33 @@ test('the Envoy emulator answers REJECT_REQUEST with 400 and UNESCAPE_AND_REDIRE
   }
 });
 
+// The path authgate judges must be the path it forwards. Behind a trusted front that passes client
+// headers on (a load balancer, not one of the recipes, which set X-Forwarded-Uri themselves), a
+// client's X-Forwarded-Uri must not stand in for the request's own path in reverse-proxy mode.
+test('reverse-proxy mode behind a trusted proxy: X-Forwarded-Uri never replaces the path that is judged and forwarded', async () => {
+  const front = { name: 'authgate proxy (reverse_proxy, trusted peer) -> node app', url: proxyBehindLb.base, app: 'node' };
+  const problems = [];
+  for (const [identity, path, uri] of [
+    ['none', '/admin/x', '/public/x'], ['none', '/x', '/public/x'], ['none', '/public/../admin/x', '/public/x'],
+    ['session', '/admin/x', '/x'], ['session', '/admin/x', '/public/x'],
+  ]) {
+    seq += 1;
+    const id = `${seq}`;
+    const r = await rawRequest(front.url, {
+      path, headers: [[ROW_HEADER, id], ['Accept', 'text/html'], ['X-Forwarded-Uri', uri], ...IDENTITIES[identity]()],
+    });
+    const s = served(front, id, r);
+    const o = { path, identity, status: r.status, location: r.header('location'), pages: [...s.pages], targets: s.targets };
+    if (violation(o)) problems.push(`X-Forwarded-Uri: ${uri}: ${describeOutcome(o)}`);
+  }
+  assert.deepEqual(await positiveControls(front), [], 'the front works');
+  assert.deepEqual(problems, []);
+});
+
 describe(`the table: ${ROWS.length} path forms x 2 identities through each front`, () => {
   test('the table has every family and the issue\'s examples', () => {
     const families = new Set(ROWS.map((r) => r.family));
-    assert.deepEqual([...families].sort(), ['absolute', 'control', 'lead', 'name', 'nested', 'query', 'tail', 'traverse']);
+    assert.deepEqual([...families].sort(), ['absolute', 'control', 'lead', 'name', 'nested', 'own', 'query', 'tail', 'traverse']);
     assert.deepEqual(ROWS.filter((r) => r.issue).map((r) => r.path), ['/public//../admin/x', '/admin/..;/public/x', '//admin/x']);
   });
 
@@ -373,10 +402,19 @@ describe(`the table: ${ROWS.length} path forms x 2 identities through each front
         .then((o) => ({ ...o, family: row.family, issue: row.issue })));
       report.push(...outcomes);
       const bad = outcomes.filter(violation);
+      // Canonical paths are read one way by everyone: the rules apply to them exactly (no stricter
+      // answer either: the public page is served without a session, the session reaches its pages).
+      const wrongControls = outcomes.filter((o) => o.family === 'control').filter((o) => {
+        const page = o.path.startsWith('/public/') ? 'public' : o.path.startsWith('/admin/') ? 'admin' : 'private';
+        const want = o.identity === 'none' ? (page === 'public' ? 'public' : '') : (page === 'admin' ? '' : page);
+        return o.pages.join('+') !== want;
+      });
       const silent = outcomes.filter((o) => o.error);
       // the front still works after the table (no crash, no stuck worker)
       const after = await positiveControls(front);
-      assert.deepEqual({ bypasses: bad.map(describeOutcome), controlsAfterTheTable: after }, { bypasses: [], controlsAfterTheTable: [] },
+      assert.deepEqual(
+        { bypasses: bad.map(describeOutcome), canonicalRows: wrongControls.map(describeOutcome), controlsAfterTheTable: after },
+        { bypasses: [], canonicalRows: [], controlsAfterTheTable: [] },
         `${bad.length} of ${outcomes.length} requests got a protected page`
         + `${silent.length ? ` (${silent.length} got no answer: ${silent.slice(0, 5).map(describeOutcome).join('; ')})` : ''}`);
     });
