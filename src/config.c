@@ -77,7 +77,11 @@ const struct ag_option ag_options[] = {
     AG_OPT(max_header_bytes, "max-header-bytes", AG_OPT_INT, "32768", NULL, 4096, 1048576, 0, "Server",
            "memory per connection for the request line and headers; larger requests get 431"),
     AG_OPT(connection_timeout, "connection-timeout", AG_OPT_DURATION, "30s", NULL, AG_SEC(1), AG_HOUR(1), 0,
-           "Server", "idle time after which a connection is closed (slowloris guard)"),
+           "Server", "idle time after which a connection is closed"),
+    AG_OPT(read_header_timeout, "read-header-timeout", AG_OPT_DURATION, "10s", NULL, 100, AG_MIN(10), 0,
+           "Server",
+           "time a client has to send a request line and headers, however slowly it trickles them (slowloris "
+           "guard); a keep-alive connection gets connection_timeout more for the next request"),
     AG_OPT(shutdown_timeout, "shutdown-timeout", AG_OPT_DURATION, "30s", NULL, 0, AG_MIN(10), 0, "Server",
            "after SIGTERM, how long in-flight requests may take to finish before authgate exits"),
     AG_OPT(reverse_proxy, "reverse-proxy", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Server",
@@ -131,7 +135,8 @@ const struct ag_option ag_options[] = {
     AG_OPT(acr_values, "acr-values", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "OIDC acr_values parameter"),
     AG_OPT(code_challenge_method, "code-challenge-method", AG_OPT_STRING, "", ag_ch_pkce, 0, 0, 0, "Provider",
-           "PKCE code challenge method; empty = no PKCE"),
+           "PKCE code challenge method; empty = S256 when the provider's discovery lists it, S256 = always "
+           "(plain is refused: it protects nothing S256 does not)"),
     AG_OPT(oidc_extra_audiences, "oidc-extra-audience", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Provider",
            "audiences accepted in ID tokens besides client_id"),
     AG_OPT(oidc_enabled_signing_algs, "oidc-enabled-signing-alg", AG_OPT_LIST,
@@ -2311,6 +2316,13 @@ static void ag_check(struct ag_load *ld)
         ag_err(ld, ag_where(cfg, ag_idx("cookie_name")), "cookie_name",
                "invalid cookie name %s, expected letters, digits and !#$%%&'*+-.^_`|~",
                ag_show(cfg->cookie_name, shown, sizeof(shown)));
+
+    /* PKCE "plain" sends the verifier itself as the challenge: anyone who sees the authorization request
+     * can redeem an intercepted code. Refused, rather than silently sending no PKCE at all. */
+    if (strcmp(cfg->code_challenge_method, "plain") == 0)
+        ag_err(ld, ag_where(cfg, ag_idx("code_challenge_method")), "code_challenge_method",
+               "\"plain\" is refused: it offers no protection against a stolen code; use \"S256\", or leave "
+               "it empty for S256 whenever the provider lists it");
 
     /* Provider: oidc needs a client and either discovery or all three endpoints. */
     if (cfg->client_id[0] == '\0')

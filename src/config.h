@@ -74,6 +74,7 @@ struct ag_config {
     int64_t max_connections_per_ip; /* 0 = unlimited */
     int64_t max_header_bytes;       /* per-connection memory for the request line and headers */
     int64_t connection_timeout;     /* ms of inactivity before a connection is closed */
+    int64_t read_header_timeout;    /* ms a request head may take, in all (src/guard.h) */
     int64_t shutdown_timeout;       /* ms to let in-flight requests finish after SIGTERM */
     bool reverse_proxy;
     struct ag_strlist trusted_proxy_ips; /* CIDRs whose X-Forwarded-* we believe */

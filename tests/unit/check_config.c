@@ -1475,6 +1475,7 @@ END_TEST
 START_TEST(table_planned)
 {
     static const char *const live[] = {
+        "read_header_timeout",
         "reverse_proxy",
         "trusted_proxy_ips",
         "check_path_prefix",
@@ -2067,6 +2068,23 @@ START_TEST(cross_scopes_and_claim_headers)
 }
 END_TEST
 
+START_TEST(pkce_plain_refused)
+{
+    struct run r;
+    const char *plain[] = {"--code-challenge-method=plain", NULL};
+    const char *s256[] = {"--code-challenge-method=S256", NULL};
+
+    load_file(&r, BASE, plain, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_has(r.err, "code_challenge_method: \"plain\" is refused");
+    run_free(&r);
+    load_file(&r, BASE, s256, NULL);
+    ck_assert_int_eq(r.rc, AG_OK);
+    ck_assert_str_eq(r.cfg->code_challenge_method, "S256");
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(authenticated_emails_file)
 {
     struct run r;
@@ -2281,6 +2299,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, cross_planned_alone);
     tcase_add_test(tc, cross_extra_jwt_issuers);
     tcase_add_test(tc, cross_scopes_and_claim_headers);
+    tcase_add_test(tc, pkce_plain_refused);
     tcase_add_test(tc, authenticated_emails_file);
     tcase_add_test(tc, effective_output);
     tcase_add_test(tc, help_output);
