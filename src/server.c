@@ -126,9 +126,15 @@ static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* Why this request's head must be refused (net/head.h), or NULL. */
-static const char *head_refusal(struct ag_request *rq, const char *method, const char *version)
+/* Why this request's head must be refused (net/head.h), or NULL. `url` is libmicrohttpd's own copy of
+ * the target, in its read buffer. */
+static const char *head_refusal(struct ag_request *rq, const char *method, const char *url,
+                                const char *version)
 {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    struct ag_head_line line = {method, rq->raw_uri, version, url,
+                                ci != NULL ? method + ci->header_size : NULL};
     struct fields f = {NULL, 0, 0};
     int n = MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, NULL, NULL);
 
@@ -139,7 +145,7 @@ static const char *head_refusal(struct ag_request *rq, const char *method, const
             return "out of memory";
         MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, collect_field, &f);
     }
-    return ag_head_refusal(method, rq->raw_uri, version, f.v, f.n);
+    return ag_head_refusal(&line, f.v, f.n);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -165,7 +171,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         ag_request_set_id(rq, ag_request_header(rq, s->app->cfg->request_id_header));
         atomic_fetch_add(&s->app->inflight, 1);
         rq->counted = true;
-        const char *why = head_refusal(rq, method, version);
+        const char *why = head_refusal(rq, method, url, version);
         if (why != NULL) {
             /* before any decision: the front end, authgate and the upstream could read it differently */
             struct ag_reply reply;

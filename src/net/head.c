@@ -51,6 +51,26 @@ static bool in_one_line(const struct ag_head_field *f)
     return true;
 }
 
+/* Whether the line whose text ends at `end` (where its CR or LF became a NUL) is followed directly by the
+ * next one starting at `next`, or when next is NULL by the empty line that ends the head at `head_end`
+ * (NULL: unknown). A NUL inside a line ends libmicrohttpd's reading of it early, and a line it skipped
+ * sits in between: either leaves bytes that are not line ends. */
+static bool next_line(const char *end, const char *next, const char *head_end)
+{
+    if (end[0] != '\0')
+        return false;
+    if (next != NULL)
+        return next == end + 1 || (next == end + 2 && end[1] == '\0');
+    if (head_end == NULL)
+        return end[1] == '\0';
+    if (head_end < end + 2 || head_end > end + 4) /* LF or CRLF, then the empty line's LF or CRLF */
+        return false;
+    for (const char *p = end; p < head_end; p++)
+        if (*p != '\0')
+            return false;
+    return true;
+}
+
 static bool named(const struct ag_head_field *f, const char *name)
 {
     return f->name_len == strlen(name) && strncasecmp(f->name, name, f->name_len) == 0;
@@ -66,9 +86,9 @@ static bool all_digits(const char *s, size_t len)
     return true;
 }
 
-const char *ag_head_refusal(const char *method, const char *target, const char *version,
-                            const struct ag_head_field *f, size_t n)
+const char *ag_head_refusal(const struct ag_head_line *line, const struct ag_head_field *f, size_t n)
 {
+    const char *method = line->method, *target = line->target, *version = line->version;
     unsigned hosts = 0, lengths = 0, encodings = 0;
     bool http10 = version != NULL && strcmp(version, "HTTP/1.0") == 0;
 
@@ -79,13 +99,22 @@ const char *ag_head_refusal(const char *method, const char *target, const char *
     for (const unsigned char *p = (const unsigned char *)target; *p != '\0'; p++)
         if (*p <= 0x20 || *p == 0x7f || *p == '#')
             return "the request-target holds a space, a control character or '#'";
+    if (line->target_at != NULL &&
+        (version == NULL || method + strlen(method) + 1 != line->target_at ||
+         line->target_at + strlen(target) + 1 != version ||
+         !next_line(version + strlen(version), n > 0 ? f[0].name : NULL, line->end)))
+        return "a NUL byte or extra space in the request line, or a line left out";
     for (size_t i = 0; i < n; i++) {
         if (!ag_head_token(f[i].name, f[i].name_len))
             return "a header name is not a token (a space before the colon, a folded line?)";
         if (!in_one_line(&f[i]))
             return "a folded header line (obs-fold)";
+    }
+    for (size_t i = 0; i < n; i++) {
         if (!clean_value(f[i].value, f[i].value_len))
             return "a header value holds a control character (a bare CR or LF?)";
+        if (!next_line(f[i].value + f[i].value_len, i + 1 < n ? f[i + 1].name : NULL, line->end))
+            return "a NUL byte in a header line, or a line left out (an empty name?)";
         if (named(&f[i], "Host")) {
             hosts++;
         } else if (named(&f[i], "Content-Length")) {

@@ -10,21 +10,31 @@
 
 #include "common.h"
 
+/* The request line as libmicrohttpd parsed it in place: method, target and version one space apart in
+ * its read buffer, each NUL-terminated where the space or the line end was. `target` is the raw target
+ * (the URI log callback's copy: libmicrohttpd decodes its own in place later); `target_at` is where that
+ * one lies in the buffer, or NULL when the line's layout is not to be checked (tests); `end` is where the
+ * head ends in the buffer (after its empty line), or NULL when unknown. */
+struct ag_head_line {
+    const char *method, *target, *version, *target_at, *end;
+};
+
 /* One header field as libmicrohttpd parsed it. `name` and `value` point into its read buffer. */
 struct ag_head_field {
     const char *name, *value;
     size_t name_len, value_len;
 };
 
-/* Why the head (the request line's method, target and version, and its n fields in arrival order)
- * must be refused, as a short static text for the log; NULL when it is fine. Refused: a method or a
- * header name that is not an RFC 9110 token; a target with a space, a control character or '#'; a
- * value with a control character other than HTAB (a bare CR or LF); a folded line (detected from
- * where libmicrohttpd put the name: a folded name is moved out of its line); HTTP/1.1 without Host,
- * or several Host headers; a Content-Length that is not digits, or several; Transfer-Encoding other
- * than one "chunked", with Content-Length, or in an HTTP/1.0 request. */
-const char *ag_head_refusal(const char *method, const char *target, const char *version,
-                            const struct ag_head_field *f, size_t n);
+/* Why the head (the request line and its n fields in arrival order) must be refused, as a short
+ * static text for the log; NULL when it is fine. Refused: a method or a header name that is not an
+ * RFC 9110 token; a target with a space, a control character or '#'; a value with a control character
+ * other than HTAB (a bare CR or LF); a folded line; a NUL byte anywhere, or a line libmicrohttpd left
+ * out (an empty name); HTTP/1.1 without Host, or several Host headers; a Content-Length that is not
+ * digits, or several; Transfer-Encoding other than one "chunked", with Content-Length, or in an HTTP/1.0
+ * request. libmicrohttpd reads up to a NUL and leaves the rest of a line unseen, and moves a folded name
+ * out of its line, so the last three are found from where the pieces lie in its buffer: each line's
+ * pieces one space or ':' and whitespace apart, each line right after the previous one's end. */
+const char *ag_head_refusal(const struct ag_head_line *line, const struct ag_head_field *f, size_t n);
 
 /* Whether s[0..len) is an RFC 9110 token (1 or more tchar). */
 bool ag_head_token(const char *s, size_t len);

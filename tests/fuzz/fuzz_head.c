@@ -75,7 +75,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         free(l);
     }
-    const char *why = ag_head_refusal(method, target, version, f, n);
+    buf[used] = '\0'; /* the empty line that ends the head */
+    buf[used + 1] = '\0';
+    struct ag_head_line hl = {method, target, version, NULL, NULL};
+    const char *why = ag_head_refusal(&hl, f, n);
     if (why == NULL) {
         unsigned hosts = 0, lengths = 0, encodings = 0;
         FUZZ_CHECK(target != NULL && target[0] != '\0', "no target accepted");

@@ -43,9 +43,15 @@ static void folded(struct head *h, const char *glued_name, const char *value)
     h->used += 64 + strlen(glued_name) + 1;
 }
 
+static const char *refusal(const char *method, const char *target, const char *version, struct head *h)
+{
+    struct ag_head_line line = {method, target, version, NULL, NULL};
+    return ag_head_refusal(&line, h->f, h->n);
+}
+
 static const char *check(struct head *h, const char *version)
 {
-    return ag_head_refusal("GET", "/x?a=1", version, h->f, h->n);
+    return refusal("GET", "/x?a=1", version, h);
 }
 
 static void base(struct head *h)
@@ -74,7 +80,7 @@ START_TEST(good_heads)
     memset(&h, 0, sizeof(h)); /* HTTP/1.0 needs no Host */
     ck_assert_ptr_null(check(&h, "HTTP/1.0"));
     base(&h);
-    ck_assert_ptr_null(ag_head_refusal("OPTIONS", "*", "HTTP/1.1", h.f, h.n));
+    ck_assert_ptr_null(refusal("OPTIONS", "*", "HTTP/1.1", &h));
 }
 END_TEST
 
@@ -214,10 +220,104 @@ START_TEST(host_and_target)
     base(&h);
     static const char *const targets[] = {"/a b", "/a\tb", "/a#b", "/a\x01", "/\x7f", ""};
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
-        ck_assert_msg(ag_head_refusal("GET", targets[i], "HTTP/1.1", h.f, h.n) != NULL, "target %zu", i);
-    ck_assert_ptr_nonnull(ag_head_refusal("GE T", "/", "HTTP/1.1", h.f, h.n));
-    ck_assert_ptr_nonnull(ag_head_refusal("", "/", "HTTP/1.1", h.f, h.n));
-    ck_assert_ptr_null(ag_head_refusal("PROPFIND", "/a%20b?x=%23", "HTTP/1.1", h.f, h.n));
+        ck_assert_msg(refusal("GET", targets[i], "HTTP/1.1", &h) != NULL, "target %zu", i);
+    ck_assert_ptr_nonnull(refusal("GE T", "/", "HTTP/1.1", &h));
+    ck_assert_ptr_nonnull(refusal("", "/", "HTTP/1.1", &h));
+    ck_assert_ptr_null(refusal("PROPFIND", "/a%20b?x=%23", "HTTP/1.1", &h));
+}
+END_TEST
+
+/* A whole head laid out as libmicrohttpd leaves it: `raw` with every line end and the spaces of the request
+ * line turned into NUL (given here already as NUL), then parsed into the line and fields. */
+static const char *laid_out(const char *raw, size_t len)
+{
+    static char buf[512];
+    struct ag_head_field f[8];
+    size_t n = 0;
+    ck_assert(len + 4 <= sizeof(buf));
+    memset(buf, 0, sizeof(buf));
+    memcpy(buf, raw, len);
+    const char *method = buf, *target = method + strlen(method) + 1, *version = target + strlen(target) + 1;
+    const char *p = version + strlen(version) + 1;
+    while (*p == '\0' && p < buf + len)
+        p++;
+    while (p < buf + len && n < 8) {
+        const char *name = p, *value = name + strlen(name) + 1;
+        while (*value == ' ')
+            value++;
+        f[n++] = (struct ag_head_field){name, value, strlen(name), strlen(value)};
+        p = value + strlen(value) + 1;
+        while (*p == '\0' && p < buf + len) /* CR LF: two NULs; bare LF: one */
+            p++;
+    }
+    struct ag_head_line line = {method, target, version, target, NULL};
+    return ag_head_refusal(&line, f, n);
+}
+
+#define LAID_OUT(s) laid_out(s, sizeof(s) - 1)
+
+/* Where `needle` first lies in the laid-out head `buf` (a NUL-separated buffer of sizeof(buf) bytes). */
+#define AT(buf, needle) at(buf, sizeof(buf), needle)
+static const char *at(const char *buf, size_t len, const char *needle)
+{
+    const char *p = memmem(buf, len, needle, strlen(needle));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static const char *refusal_at(const struct ag_head_line *line, const struct ag_head_field *f, size_t n)
+{
+    return ag_head_refusal(line, f, n);
+}
+
+START_TEST(nul_bytes_and_left_out_lines)
+{
+    /* what libmicrohttpd leaves of "GET /x HTTP/1.1\r\nHost: a\r\nX-A: v\r\n\r\n" */
+    ck_assert_ptr_null(LAID_OUT("GET\0/x\0HTTP/1.1\0\0Host\0 a\0\0X-A\0 v\0\0\0\0"));
+    ck_assert_ptr_null(LAID_OUT("GET\0/x\0HTTP/1.1\0Host\0 a\0X-A\0 v\0\0"));       /* bare LF */
+    ck_assert_ptr_null(LAID_OUT("GET\0/x\0HTTP/1.1\0\0Host\0 a\0\0X-A\0\0\0\0\0")); /* empty value */
+    /* a NUL inside a value, the method or the target leaves the rest of it unread */
+    static const char value_nul[] = "GET\0/x\0HTTP/1.1\0\0Host\0 a\0\0X-A\0 v\0w\0\0\0\0";
+    struct ag_head_field two[] = {{AT(value_nul, "Host"), AT(value_nul, "a"), 4, 1},
+                                  {AT(value_nul, "X-A"), AT(value_nul, "v"), 3, 1}};
+    struct ag_head_line line = {value_nul, "/x", AT(value_nul, "HTTP/1.1"), AT(value_nul, "/x"), NULL};
+    line.end = AT(value_nul, "w") + 5;
+    ck_assert_ptr_nonnull(refusal_at(&line, two, 1)); /* Host alone: the X-A line would be left out */
+    ck_assert_ptr_nonnull(refusal_at(&line, two, 2));
+    static const char no_nul[] = "GET\0/x\0HTTP/1.1\0\0Host\0 a\0\0X-A\0 vw\0\0\0\0";
+    struct ag_head_field two_ok[] = {{AT(no_nul, "Host"), AT(no_nul, "a"), 4, 1},
+                                     {AT(no_nul, "X-A"), AT(no_nul, "vw"), 3, 2}};
+    struct ag_head_line line_ok = {no_nul, "/x", AT(no_nul, "HTTP/1.1"), AT(no_nul, "/x"),
+                                   AT(no_nul, "vw") + 6};
+    ck_assert_ptr_null(refusal_at(&line_ok, two_ok, 2));
+    line_ok.end += 2; /* a head that ends further on than its lines: something unseen lay in between */
+    ck_assert_ptr_nonnull(refusal_at(&line_ok, two_ok, 2));
+    /* "G\0ET /x HTTP/1.1": the method as read is "G", not right before the target */
+    static const char method_nul[] = "G\0ET\0/x\0HTTP/1.1\0\0Host\0 a\0\0\0\0";
+    struct ag_head_field host = {AT(method_nul, "Host"), AT(method_nul, "a"), 4, 1};
+    struct ag_head_line m = {method_nul, "/x", AT(method_nul, "HTTP/1.1"), AT(method_nul, "/x"), NULL};
+    ck_assert_ptr_nonnull(refusal_at(&m, &host, 1));
+    m.method = AT(method_nul, "ET"); /* what a method right before the target looks like: fine */
+    ck_assert_ptr_null(refusal_at(&m, &host, 1));
+    /* "GET /x\0y HTTP/1.1": the target as copied ends at the NUL, short of the version */
+    static const char target_nul[] = "GET\0/x\0y\0HTTP/1.1\0\0Host\0 a\0\0\0\0";
+    struct ag_head_field host2 = {AT(target_nul, "Host"), AT(target_nul, "a"), 4, 1};
+    struct ag_head_line t = {target_nul, "/x", AT(target_nul, "HTTP/1.1"), AT(target_nul, "/x"), NULL};
+    ck_assert_ptr_nonnull(refusal_at(&t, &host2, 1));
+    /* two spaces before the target */
+    static const char spaces[] = "GET\0 /x\0HTTP/1.1\0\0Host\0 a\0\0\0\0";
+    struct ag_head_field host3 = {AT(spaces, "Host"), AT(spaces, "a"), 4, 1};
+    struct ag_head_line sp = {spaces, "/x", AT(spaces, "HTTP/1.1"), AT(spaces, "/x"), NULL};
+    ck_assert_ptr_nonnull(refusal_at(&sp, &host3, 1));
+    sp.target_at = AT(spaces, " /x"); /* one space, as it should be: fine */
+    sp.target = " /x";
+    ck_assert_ptr_nonnull(refusal_at(&sp, &host3, 1)); /* (a target with a space is refused anyway) */
+    /* ": admin" between two fields: libmicrohttpd drops the empty name, the gap stays */
+    struct head h;
+    base(&h);
+    h.used += 9; /* where ":admin\r\n" lay */
+    field(&h, "X-A", " ", "v");
+    ck_assert_ptr_nonnull(check(&h, "HTTP/1.1"));
 }
 END_TEST
 
@@ -231,6 +331,7 @@ int main(void)
     tcase_add_test(tc, bad_values);
     tcase_add_test(tc, framing);
     tcase_add_test(tc, host_and_target);
+    tcase_add_test(tc, nul_bytes_and_left_out_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
