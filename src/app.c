@@ -9,6 +9,7 @@
 #include "app.h"
 #include "auth/policy.h"
 #include "auth/rules.h"
+#include "handle/identity.h"
 #include "handle/proxy.h"
 #include "net/cidr.h"
 #include "net/redirect.h"
@@ -149,6 +150,9 @@ enum ag_rc ag_app_init(struct ag_app *app, const struct ag_config *cfg, char *er
     rc = parse_upstreams(app, cfg, err, errlen);
     if (rc != AG_OK)
         goto fail;
+    rc = ag_identity_strip_init(&app->strip, cfg);
+    if (rc != AG_OK)
+        goto fail;
     rc = ag_whitelist_new(list(&cfg->whitelist_domains), cfg->whitelist_domains.n, &app->whitelist, err,
                           errlen);
     if (rc != AG_OK)
@@ -222,6 +226,7 @@ void ag_app_fini(struct ag_app *app)
     app->upstreams.n = 0;
     ag_proxy_shared_free(app->proxy);
     app->proxy = NULL;
+    ag_identity_strip_clear(&app->strip);
     ag_rules_free(app->skip_rules);
     ag_cidrs_free(app->trusted);
     ag_whitelist_free(app->whitelist);

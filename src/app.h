@@ -21,6 +21,18 @@ struct ag_rules;
 struct ag_proxy_shared;
 struct ag_token_cache;
 
+/* Every header an app could take for identity, for Envoy's x-envoy-auth-headers-to-remove: each
+ * lowercase spelling, with '-' or '_' at each separator, of X-Auth-Request-{User,Email,Groups,
+ * Preferred-Username,Access-Token}, X-Forwarded-{User,Email,Groups,Preferred-Username,Access-Token}
+ * and every --claim-header name (handle/identity.c builds it once from the config). */
+struct ag_identity_strip {
+    char *spelled; /* every spelling with a '_', comma-joined: always removed */
+    size_t spelled_len;
+    char *all;    /* spelled and the plain names: for answers that set no identity */
+    char **plain; /* the plain (hyphenated, lowercase) names: removed unless an answer sets them */
+    size_t nplain;
+};
+
 struct ag_app {
     const struct ag_config *cfg;
     atomic_bool draining; /* SIGTERM seen: /ready fails, responses close the connection */
@@ -35,14 +47,15 @@ struct ag_app {
     size_t nextra;
     struct ag_token_cache *tokens; /* verified bearer tokens (with --skip-jwt-bearer-tokens) */
     struct ag_whitelist *whitelist;
-    struct ag_cidrs *trusted;      /* peers whose X-Forwarded-* we believe */
-    struct ag_policy *policy;      /* who may log in */
-    struct ag_rules *skip_rules;   /* --skip-auth-route */
-    struct ag_rules *api_rules;    /* --api-route */
-    struct ag_rules *scope_rules;  /* --required-scope-route */
-    unsigned static_status;        /* --upstream=static://N: answer N to authenticated checks */
-    struct ag_upstreams upstreams; /* --upstream=http(s)://...: reverse-proxy mode when n > 0 */
-    struct ag_proxy_shared *proxy; /* what proxied requests share (upstream connections) */
+    struct ag_cidrs *trusted;       /* peers whose X-Forwarded-* we believe */
+    struct ag_policy *policy;       /* who may log in */
+    struct ag_rules *skip_rules;    /* --skip-auth-route */
+    struct ag_rules *api_rules;     /* --api-route */
+    struct ag_rules *scope_rules;   /* --required-scope-route */
+    unsigned static_status;         /* --upstream=static://N: answer N to authenticated checks */
+    struct ag_upstreams upstreams;  /* --upstream=http(s)://...: reverse-proxy mode when n > 0 */
+    struct ag_proxy_shared *proxy;  /* what proxied requests share (upstream connections) */
+    struct ag_identity_strip strip; /* identity header spellings Envoy must remove */
 };
 
 /* Build the runtime state for cfg (borrowed; must outlive app). Starts the provider's background

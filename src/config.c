@@ -77,7 +77,11 @@ const struct ag_option ag_options[] = {
     AG_OPT(max_header_bytes, "max-header-bytes", AG_OPT_INT, "32768", NULL, 4096, 1048576, 0, "Server",
            "memory per connection for the request line and headers; larger requests get 431"),
     AG_OPT(connection_timeout, "connection-timeout", AG_OPT_DURATION, "30s", NULL, AG_SEC(1), AG_HOUR(1), 0,
-           "Server", "idle time after which a connection is closed (slowloris guard)"),
+           "Server", "idle time after which a connection is closed"),
+    AG_OPT(read_header_timeout, "read-header-timeout", AG_OPT_DURATION, "10s", NULL, 100, AG_MIN(10), 0,
+           "Server",
+           "time a client has to send a request line and headers, however slowly it trickles them (slowloris "
+           "guard); a keep-alive connection gets connection_timeout more for the next request"),
     AG_OPT(shutdown_timeout, "shutdown-timeout", AG_OPT_DURATION, "30s", NULL, 0, AG_MIN(10), 0, "Server",
            "after SIGTERM, how long in-flight requests may take to finish before authgate exits"),
     AG_OPT(reverse_proxy, "reverse-proxy", AG_OPT_BOOL, "false", NULL, 0, 0, 0, "Server",
@@ -131,7 +135,8 @@ const struct ag_option ag_options[] = {
     AG_OPT(acr_values, "acr-values", AG_OPT_STRING, NULL, NULL, 0, 0, 0, "Provider",
            "OIDC acr_values parameter"),
     AG_OPT(code_challenge_method, "code-challenge-method", AG_OPT_STRING, "", ag_ch_pkce, 0, 0, 0, "Provider",
-           "PKCE code challenge method; empty = no PKCE"),
+           "PKCE code challenge method; empty = S256 when the provider's discovery lists it, S256 = always "
+           "(plain is refused: it protects nothing S256 does not)"),
     AG_OPT(oidc_extra_audiences, "oidc-extra-audience", AG_OPT_LIST, NULL, NULL, 0, 0, 0, "Provider",
            "audiences accepted in ID tokens besides client_id"),
     AG_OPT(oidc_enabled_signing_algs, "oidc-enabled-signing-alg", AG_OPT_LIST,
@@ -2226,9 +2231,24 @@ static bool ag_claim_path_ok(const char *s)
     return true;
 }
 
-/* Headers a claim must not be mapped to: ours (identity, challenges, cookies) and HTTP's own. */
-static bool ag_reserved_header(const char *name)
+/* How many '-' or '_' a header name has. */
+static size_t ag_separators(const char *name)
 {
+    size_t n = 0;
+    for (; *name != '\0'; name++)
+        n += *name == '-' || *name == '_';
+    return n;
+}
+
+/* Headers a claim must not be mapped to: ours (identity, challenges, cookies) and HTTP's own. */
+static bool ag_reserved_header(const char *spelled)
+{
+    /* '_' read as '-': WSGI, PHP and Rack merge the two, so X_Auth_Request_User is X-Auth-Request-User */
+    char name[128];
+    size_t n = 0;
+    for (; spelled[n] != '\0' && n + 1 < sizeof(name); n++)
+        name[n] = spelled[n] == '_' ? '-' : spelled[n];
+    name[n] = '\0';
     static const char *const reserved[] = {
         "Authorization",
         "Cookie",
@@ -2296,6 +2316,13 @@ static void ag_check(struct ag_load *ld)
         ag_err(ld, ag_where(cfg, ag_idx("cookie_name")), "cookie_name",
                "invalid cookie name %s, expected letters, digits and !#$%%&'*+-.^_`|~",
                ag_show(cfg->cookie_name, shown, sizeof(shown)));
+
+    /* PKCE "plain" sends the verifier itself as the challenge: anyone who sees the authorization request
+     * can redeem an intercepted code. Refused, rather than silently sending no PKCE at all. */
+    if (strcmp(cfg->code_challenge_method, "plain") == 0)
+        ag_err(ld, ag_where(cfg, ag_idx("code_challenge_method")), "code_challenge_method",
+               "\"plain\" is refused: it offers no protection against a stolen code; use \"S256\", or leave "
+               "it empty for S256 whenever the provider lists it");
 
     /* Provider: oidc needs a client and either discovery or all three endpoints. */
     if (cfg->client_id[0] == '\0')
@@ -2417,6 +2444,11 @@ static void ag_check(struct ag_load *ld)
                    "header %s is set by authgate or by HTTP itself, expected another name (like "
                    "X-Auth-Request-Tenant)",
                    ag_show(name, shown, sizeof(shown)));
+        else if (ag_separators(name) > AG_MAX_CLAIM_HEADER_SEPARATORS)
+            ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",
+                   "header %s has more than %d '-' or '_', expected a shorter name (every spelling of it "
+                   "with '-' or '_' is listed for Envoy to remove)",
+                   ag_show(name, shown, sizeof(shown)), AG_MAX_CLAIM_HEADER_SEPARATORS);
         for (size_t d = 0; d < c && eq != NULL; d++)
             if (strncasecmp(cfg->claim_headers.v[d], v, (size_t)(eq - v) + 1) == 0)
                 ag_err(ld, ag_where(cfg, ag_idx("claim_headers")), "claim_headers",

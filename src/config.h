@@ -74,6 +74,7 @@ struct ag_config {
     int64_t max_connections_per_ip; /* 0 = unlimited */
     int64_t max_header_bytes;       /* per-connection memory for the request line and headers */
     int64_t connection_timeout;     /* ms of inactivity before a connection is closed */
+    int64_t read_header_timeout;    /* ms a request head may take, in all (src/guard.h) */
     int64_t shutdown_timeout;       /* ms to let in-flight requests finish after SIGTERM */
     bool reverse_proxy;
     struct ag_strlist trusted_proxy_ips; /* CIDRs whose X-Forwarded-* we believe */
@@ -230,6 +231,8 @@ enum ag_rc ag_config_parse_int(const char *s, int64_t *out);
 /* Largest config file ag_config_load() reads (added); a bigger one is an error, not a truncation. */
 #define AG_CONFIG_FILE_MAX   (1024 * 1024)
 #define AG_MAX_CLAIM_HEADERS 32 /* --claim-header entries */
+/* '-' or '_' in a --claim-header name: Envoy is told to remove every spelling (2^n of them). */
+#define AG_MAX_CLAIM_HEADER_SEPARATORS 6
 
 /* Environment variable of option `idx` (added): prefix "OAUTH2_PROXY_" or "AUTHGATE_", then the
  * upper-cased config key, then "_FILE" for the file variant of a secret. Writes a NUL-terminated

@@ -72,6 +72,9 @@ struct ag_request *ag_request_new(struct ag_app *app, struct MHD_Connection *con
         return NULL;
     }
     rq->path_len = strcspn(rq->raw_uri, "?#");
+    const char *prefix = app->cfg->check_path_prefix;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    rq->via_check = plen > 0 && strncmp(rq->raw_uri, prefix, plen) == 0 && rq->raw_uri[plen] == '/';
     clock_gettime(CLOCK_MONOTONIC, &rq->start);
     client_address(rq);
     return rq;
@@ -316,15 +319,12 @@ const char *ag_request_original_url(struct ag_request *rq)
 
 const char *ag_request_target(const struct ag_request *rq)
 {
-    const char *prefix = rq->app->cfg->check_path_prefix, *fwd;
-    size_t plen = prefix ? strlen(prefix) : 0;
+    const char *fwd;
 
     if (ag_request_from_trusted_proxy(rq)) {
         fwd = ag_request_header(rq, "X-Forwarded-Uri");
         if (fwd != NULL && fwd[0] == '/')
             return fwd;
     }
-    if (plen > 0 && strncmp(rq->raw_uri, prefix, plen) == 0 && rq->raw_uri[plen] == '/')
-        return rq->raw_uri + plen;
-    return rq->raw_uri;
+    return rq->via_check ? rq->raw_uri + strlen(rq->app->cfg->check_path_prefix) : rq->raw_uri;
 }

@@ -34,6 +34,7 @@ struct ag_request {
     struct timespec start;
     uint64_t body_bytes;             /* request body bytes seen */
     int route_id;                    /* enum ag_route_id of the handler that answered, -1 before */
+    bool via_check;                  /* the path starts with --check-path-prefix: an Envoy check request */
     bool started;                    /* first access-handler call done */
     bool counted;                    /* included in app->inflight */
     bool answered;                   /* a response was queued */

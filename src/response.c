@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "router.h"
 #include "response.h"
 
 void ag_reply_text(struct ag_reply *out, unsigned status, const char *body)
@@ -84,11 +85,22 @@ void ag_response_error(const struct ag_request *rq, enum ag_rc rc, struct ag_rep
         out->content_type = "application/json";
 }
 
+/* Whether reply carries header `name`. */
+static bool has_header(const struct ag_reply *reply, const char *name)
+{
+    for (size_t i = 0; i < reply->nheaders; i++)
+        if (strcasecmp(reply->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
 enum MHD_Result ag_response_send(struct ag_request *rq, const struct ag_reply *reply)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
     const struct ag_config *cfg = rq->app->cfg;
+    unsigned status = reply->status;
+    bool own = rq->route_id >= 0 && rq->route_id != AG_ROUTE_DEFAULT;
 
     resp =
         MHD_create_response_from_buffer(reply->body_len, (void *)(reply->body ? reply->body : ""),
@@ -104,13 +116,23 @@ enum MHD_Result ag_response_send(struct ag_request *rq, const struct ag_reply *r
     MHD_add_response_header(resp, cfg->request_id_header, rq->request_id);
     for (size_t i = 0; i < reply->nheaders; i++)
         MHD_add_response_header(resp, reply->headers[i].name, reply->headers[i].value);
-    if (atomic_load(&rq->app->draining))
+    if (own && status == 200) {
+        /* Envoy forwards the request to the app on exactly 200. An own endpoint's 200 to a check request
+         * (under --check-path-prefix) goes out as 203, so Envoy hands it to the client instead; and every
+         * own 200 names the identity headers for Envoy to remove, for the setups without a check prefix
+         * where Envoy asks about /ping or /robots.txt and forwards them to the app. */
+        if (rq->via_check)
+            status = 203;
+        if (rq->app->strip.all != NULL && !has_header(reply, "X-Envoy-Auth-Headers-To-Remove"))
+            MHD_add_response_header(resp, "X-Envoy-Auth-Headers-To-Remove", rq->app->strip.all);
+    }
+    if (reply->close || atomic_load(&rq->app->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    ret = MHD_queue_response(rq->conn, reply->status, resp);
+    ret = MHD_queue_response(rq->conn, status, resp);
     MHD_destroy_response(resp);
     if (ret == MHD_YES) {
         rq->answered = true;
-        rq->status = reply->status;
+        rq->status = status;
         rq->resp_size = reply->body_len;
     }
     return ret;

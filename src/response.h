@@ -20,6 +20,7 @@ struct ag_reply {
     const char *body;         /* NULL: empty */
     size_t body_len;
     bool body_static; /* body outlives the response (a literal): sent without a copy */
+    bool close;       /* close the connection after this answer (the request could not be read safely) */
     struct ag_reply_header headers[AG_REPLY_MAX_HEADERS]; /* borrowed until ag_response_send() returns */
     size_t nheaders;
 };

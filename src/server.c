@@ -11,10 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "handle/proxy.h"
 #include "handle/tunnel.h"
 #include "log.h"
 #include "net/addr.h"
+#include "net/head.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
@@ -24,6 +26,7 @@
 
 struct ag_server {
     struct MHD_Daemon *mhd;
+    struct ag_guard *guard; /* head deadlines and eviction when full (guard.h) */
     struct ag_app *app;
     struct ag_addr addr;
     int listen_fd;
@@ -38,21 +41,30 @@ struct ag_server {
  * only after such a crowd). */
 #define TRIM_PEAK 512
 
+/* The guard's record of the connection a request arrived on. */
+static struct ag_guard_conn *guarded(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct ag_server *s = cls;
     unsigned long n, peak;
 
-    (void)conn;
-    (void)socket_ctx;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_ctx = ci != NULL ? ag_guard_opened(s->guard, ci->connect_fd) : NULL;
         n = atomic_fetch_add(&s->open_conns, 1) + 1;
         peak = atomic_load(&s->peak_conns);
         while (n > peak && !atomic_compare_exchange_weak(&s->peak_conns, &peak, n))
             ;
         return;
     }
+    ag_guard_closed(s->guard, *socket_ctx);
+    *socket_ctx = NULL;
     n = atomic_fetch_sub(&s->open_conns, 1) - 1;
     peak = atomic_load(&s->peak_conns);
     if (peak >= TRIM_PEAK && n <= peak / 4 && atomic_compare_exchange_strong(&s->peak_conns, &peak, n))
@@ -64,6 +76,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct ag_server *s = cls;
+    ag_guard_request_line(guarded(conn));
     return ag_request_new(s->app, conn, uri);
 }
 
@@ -97,6 +110,38 @@ static bool body_too_large(const struct ag_request *rq)
     return n > AG_OWN_BODY_MAX;
 }
 
+struct fields {
+    struct ag_head_field *v;
+    size_t n, cap;
+};
+
+static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                     const char *value, size_t value_size)
+{
+    struct fields *f = cls;
+
+    AG_UNUSED(kind);
+    if (f->n < f->cap && key != NULL && value != NULL)
+        f->v[f->n++] = (struct ag_head_field){key, value, key_size, value_size};
+    return MHD_YES;
+}
+
+/* Why this request's head must be refused (net/head.h), or NULL. */
+static const char *head_refusal(struct ag_request *rq, const char *method, const char *version)
+{
+    struct fields f = {NULL, 0, 0};
+    int n = MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, NULL, NULL);
+
+    if (n > 0) {
+        f.cap = (size_t)n;
+        f.v = ag_request_alloc(rq, f.cap * sizeof(*f.v));
+        if (f.v == NULL)
+            return "out of memory";
+        MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, collect_field, &f);
+    }
+    return ag_head_refusal(method, rq->raw_uri, version, f.v, f.n);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls)
@@ -114,11 +159,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         /* Headers are complete. Answer on a later call: a response queued on the first call makes
          * libmicrohttpd 0.9.75 close the connection (no keep-alive). */
         rq->started = true;
+        ag_guard_head_done(guarded(conn));
         rq->method = method;
         rq->version = version;
         ag_request_set_id(rq, ag_request_header(rq, s->app->cfg->request_id_header));
         atomic_fetch_add(&s->app->inflight, 1);
         rq->counted = true;
+        const char *why = head_refusal(rq, method, version);
+        if (why != NULL) {
+            /* before any decision: the front end, authgate and the upstream could read it differently */
+            struct ag_reply reply;
+            ag_log_rq(AG_LOG_WARN, rq->request_id, "request refused: %s", why);
+            ag_response_error(rq, AG_ERR_INVALID, &reply);
+            reply.close = true;
+            return ag_response_send(rq, &reply);
+        }
         rq->route_id = ag_router_match(s->app->cfg, rq->raw_uri, rq->path_len)->id;
         if (ag_proxy_wanted(rq))
             return ag_proxy_begin(rq); /* the body, of any size, streams upstream */
@@ -164,8 +219,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct ag_request *rq = *con_cls;
     const struct ag_config *cfg = s->app->cfg;
 
-    AG_UNUSED(conn);
-    AG_UNUSED(toe);
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && (rq == NULL || rq->status != 101))
+        ag_guard_request_done(guarded(conn)); /* keep-alive: the next head is on the clock (not a tunnel) */
     if (rq == NULL)
         return;
     bool quiet =
@@ -239,13 +294,22 @@ enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err
     /* libmicrohttpd splits the connection limit between pool threads: keep at least one each. */
     if ((int64_t)workers > cfg->max_connections)
         workers = (unsigned)cfg->max_connections;
+    /* libmicrohttpd's own limit leaves room above --max-connections, so a new connection can still be
+     * accepted when the server is full: the guard then closes the one waiting longest for its head (or
+     * the new one), which keeps /ping answering during a slow-header flood. The room is shared by the
+     * pool threads (each at least one). */
+    rc = ag_guard_new((size_t)cfg->max_connections, cfg->read_header_timeout, cfg->connection_timeout,
+                      &s->guard);
+    if (rc != AG_OK)
+        goto out;
+    int64_t hard_limit = cfg->max_connections + cfg->max_connections / 16 + 2 * (int64_t)workers;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL}, /* first, so every message goes here */
         {MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)hard_limit, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header_bytes, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL},
         {cfg->max_connections_per_ip > 0 ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END,
@@ -328,6 +392,7 @@ void ag_server_free(struct ag_server *s)
         ag_tunnel_stop_all(); /* WebSocket tunnels hold connection threads the daemon joins */
         MHD_stop_daemon(s->mhd);
     }
+    ag_guard_free(s->guard); /* after the daemon: every connection has been reported closed */
     s->mhd = NULL;
     if (s->listen_fd >= 0) /* only when the daemon never started */
         close(s->listen_fd);

@@ -69,7 +69,7 @@ sed -e "s/@FRONT_PORT@/$front_port/g" -e "s/@AUTHGATE_PORT@/$ag_port/g" -e "s/@A
     conf/nginx-demo.conf >"$tmp/nginx/nginx.conf"
 nginx -p "$tmp/nginx" -c nginx.conf -g "daemon off; pid $tmp/nginx/nginx.pid; error_log $tmp/nginx.log;" &
 pids+=($!)
-wait_for "http://127.0.0.1:$front_port/oauth2/sign_in" 200 "nginx"
+wait_for "http://127.0.0.1:$front_port/oauth2/sign_in" 403 "nginx" # authgate's sign-in page, through nginx
 
 cat <<EOF
 

@@ -1,92 +1,51 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Skip-auth and API route rules: POSIX extended regular expressions on a normalised path. */
+ * Route rules: POSIX extended regular expressions on the readings of a request path (auth/path.h). */
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "auth/path.h"
 #include "auth/rules.h"
-
-#define PATH_MAX_BYTES 8192
 
 struct rule {
     char method[16]; /* "" = any */
     bool negate;     /* != : the rule applies when the path does NOT match */
-    regex_t re;
-    char *payload; /* scope rules: what follows the first space; NULL otherwise */
+    regex_t re;      /* REG_ICASE when strict != negate: see rule_applies() */
+    char *payload;   /* scope rules: what follows the first space; NULL otherwise */
 };
 
 struct ag_rules {
+    bool strict;
     size_t n;
     struct rule *v;
 };
 
-enum ag_rc ag_rules_normalize(const char *raw, char *out, size_t cap)
+/* Whether rule ru applies to the readings of a path that is not ambiguous. Each reading (raw, decoded)
+ * is taken with letters as written and in any case; a lenient rule must apply to all four, a strict
+ * one to any. Since a case-sensitive match implies a case-insensitive one, one regex per rule decides:
+ * compiled with REG_ICASE exactly when strict != negate (a lenient `!=` rule must miss in every case,
+ * a strict plain rule may hit in any), and taken as written otherwise. */
+static bool rule_applies(const struct rule *ru, bool strict, const struct ag_path *p)
 {
-    char dec[PATH_MAX_BYTES];
-    size_t n = 0, o = 0;
-
-    if (raw == NULL || raw[0] != '/' || cap < 2)
-        return AG_ERR_INVALID;
-    /* decode once, stopping at the query or fragment, raw or decoded */
-    for (const char *p = raw; *p && *p != '?' && *p != '#'; p++) {
-        char c = *p;
-        if (c == '%') {
-            int h = ag_hex_digit((unsigned char)p[1]), l = h < 0 ? -1 : ag_hex_digit((unsigned char)p[2]);
-            if (h < 0 || l < 0)
-                return AG_ERR_INVALID;
-            c = (char)(h * 16 + l);
-            p += 2;
-            if (c == '?' || c == '#')
-                break;
-        }
-        if (c == '\0' || c == '\\' || (unsigned char)c < 0x20 || c == 0x7f)
-            return AG_ERR_INVALID;
-        if (n + 1 >= sizeof(dec))
-            return AG_ERR_TOO_LARGE;
-        dec[n++] = c;
-    }
-    dec[n] = '\0';
-    /* resolve dot segments (RFC 3986 5.2.4), reading "..;x" as ".." and ".;x" as "." */
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && dec[j] != '/')
-            j++;
-        const char *seg = dec + i + 1;
-        size_t len = j - i - 1, name = strcspn(seg, ";/");
-        if (name > len)
-            name = len;
-        if (name == 1 && seg[0] == '.') {
-            /* "." : drop */
-        } else if (name == 2 && seg[0] == '.' && seg[1] == '.') {
-            while (o > 0 && out[o - 1] != '/')
-                o--;
-            if (o > 0)
-                o--; /* remove the slash too; the next segment brings its own */
-        } else {
-            if (o + 1 + len + 1 > cap)
-                return AG_ERR_TOO_LARGE;
-            out[o++] = '/';
-            memcpy(out + o, seg, len);
-            o += len;
-        }
-        i = j;
-    }
-    /* a trailing "/." or "/.." leaves a directory: keep the slash */
-    if (o == 0 || (n > 0 && dec[n - 1] == '/') || (n >= 2 && strcmp(dec + n - 2, "/.") == 0) ||
-        (n >= 3 && strcmp(dec + n - 3, "/..") == 0)) {
-        if (o == 0 || out[o - 1] != '/') {
-            if (o + 2 > cap)
-                return AG_ERR_TOO_LARGE;
-            out[o++] = '/';
-        }
-    }
-    out[o] = '\0';
-    return AG_OK;
+    bool raw = (regexec(&ru->re, p->raw, 0, NULL, 0) == 0) != ru->negate;
+    bool dec =
+        strcmp(p->raw, p->decoded) == 0 ? raw : (regexec(&ru->re, p->decoded, 0, NULL, 0) == 0) != ru->negate;
+    return strict ? raw || dec : raw && dec;
 }
 
-/* Compile rule text s into ru (zeroed by the caller); on AG_ERR_INVALID msg says why. */
+static bool method_fits(const struct rule *ru, bool strict, const char *method)
+{
+    if (ru->method[0] == '\0')
+        return true;
+    if (method == NULL)
+        return false;
+    return strict ? strcasecmp(ru->method, method) == 0 : strcmp(ru->method, method) == 0;
+}
+
+/* Compile rule text s into ru (zeroed by the caller); a scope rule (payload) is strict. On AG_ERR_INVALID
+ * msg says why. */
 static enum ag_rc rule_compile(struct rule *ru, const char *s, bool payload, char *msg, size_t msglen)
 {
     const char *re = s, *sp = payload ? strchr(s, ' ') : NULL;
@@ -118,7 +77,7 @@ static enum ag_rc rule_compile(struct rule *ru, const char *s, bool payload, cha
         }
         re = own;
     }
-    e = regcomp(&ru->re, re, REG_EXTENDED | REG_NOSUB);
+    e = regcomp(&ru->re, re, REG_EXTENDED | REG_NOSUB | (payload != ru->negate ? REG_ICASE : 0));
     free(own);
     if (e != 0) {
         regerror(e, &ru->re, msg, msglen);
@@ -137,6 +96,7 @@ static enum ag_rc rules_new(const char *const *rules, size_t n, bool payload, st
     *out = NULL;
     if (r == NULL)
         return AG_ERR_NOMEM;
+    r->strict = payload;
     if (n > 0) {
         r->v = calloc(n, sizeof(*r->v));
         if (r->v == NULL)
@@ -197,36 +157,31 @@ void ag_rules_free(struct ag_rules *r)
 
 bool ag_rules_match(const struct ag_rules *r, const char *method, const char *raw_uri)
 {
-    char path[PATH_MAX_BYTES];
+    struct ag_path p;
 
-    if (r == NULL || r->n == 0 || ag_rules_normalize(raw_uri, path, sizeof(path)) != AG_OK)
+    if (r == NULL || r->n == 0)
         return false;
-    for (size_t i = 0; i < r->n; i++) {
-        const struct rule *ru = &r->v[i];
-        if (ru->method[0] != '\0' && (method == NULL || strcasecmp(ru->method, method) != 0))
-            continue;
-        bool hit = regexec(&ru->re, path, 0, NULL, 0) == 0;
-        if (hit != ru->negate)
+    ag_path_read(raw_uri, &p);
+    if (p.ambiguous)
+        return false;
+    for (size_t i = 0; i < r->n; i++)
+        if (method_fits(&r->v[i], r->strict, method) && rule_applies(&r->v[i], r->strict, &p))
             return true;
-    }
     return false;
 }
 
 enum ag_rc ag_rules_collect(const struct ag_rules *r, const char *method, const char *raw_uri,
                             const char **payloads, size_t cap, size_t *n)
 {
-    char path[PATH_MAX_BYTES];
+    struct ag_path p;
 
     *n = 0;
     if (r == NULL || r->n == 0)
         return AG_OK;
-    if (ag_rules_normalize(raw_uri, path, sizeof(path)) != AG_OK)
-        return AG_ERR_INVALID;
+    ag_path_read(raw_uri, &p);
     for (size_t i = 0; i < r->n; i++) {
         const struct rule *ru = &r->v[i];
-        if (ru->method[0] != '\0' && (method == NULL || strcasecmp(ru->method, method) != 0))
-            continue;
-        if ((regexec(&ru->re, path, 0, NULL, 0) == 0) == ru->negate)
+        if (!method_fits(ru, r->strict, method) || (!p.ambiguous && !rule_applies(ru, r->strict, &p)))
             continue;
         if (*n == cap)
             return AG_ERR_TOO_LARGE;

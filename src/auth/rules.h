@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Path rules for --skip-auth-route and --api-route, in oauth2-proxy's forms: `regex`, `!=regex`,
- * `METHOD=regex`, `METHOD!=regex`. They match the request path only: percent-decoded once, cut at
- * the first '?' or '#' (also when those were encoded: CVE-2026-41059), with dot segments resolved
- * (`..;` counts as `..`, as Java servers read it), so `/public/../admin` and `/public/%2e%2e/admin`
- * are `/admin`. A path that cannot be read unambiguously (an encoded NUL, a backslash, a bad escape)
- * matches no rule, so it always needs authentication. */
+ * Path rules in oauth2-proxy's forms, `regex`, `!=regex`, `METHOD=regex`, `METHOD!=regex`: the
+ * lenient ones (--skip-auth-route, --api-route) and the strict ones (--required-scope-route). They
+ * judge the path only (cut at the first '?': CVE-2025-54576), read as auth/path.h says:
+ *   - a lenient rule applies only to a path that is not ambiguous, and only when it applies to every
+ *     reading: as received and decoded, letters as written or in any case. So `/public/../admin`,
+ *     `/public/%2e%2e/admin`, `/public/..;/admin`, `/public//../admin` and `/%70ublic/x` never skip
+ *     authentication (GHSA-p224-6x5r-fjpm, CVE-2026-41059);
+ *   - a strict rule applies when it applies to any reading, and every strict rule applies to an
+ *     ambiguous path, so `//admin/x`, `/ADMIN/x` or `/x/..;/admin/x` cannot dodge a scope rule.
+ * A `!=` rule applies when its regex does not match. Methods: lenient rules need the method exactly
+ * as written, strict ones match it in any case. */
 #ifndef AG_AUTH_RULES_H
 #define AG_AUTH_RULES_H
 
@@ -12,11 +17,11 @@
 
 struct ag_rules;
 
-/* Compile n rules. On error *out is NULL and err names the rule. An empty list is fine. */
+/* Compile n lenient rules. On error *out is NULL and err names the rule. An empty list is fine. */
 enum ag_rc ag_rules_new(const char *const *rules, size_t n, struct ag_rules **out, char *err, size_t errlen);
 
-/* Compile scope rules, "[METHOD=]regex payload": the regex ends at the first space (write a space in
- * it as [[:space:]]), the payload is the rest (the scopes). */
+/* Compile strict scope rules, "[METHOD=]regex payload": the regex ends at the first space (write a
+ * space in it as [[:space:]]), the payload is the rest (the scopes). */
 enum ag_rc ag_rules_new_scoped(const char *const *rules, size_t n, struct ag_rules **out, char *err,
                                size_t errlen);
 
@@ -27,18 +32,13 @@ enum ag_rc ag_rules_check(const char *rule, bool scoped, char *msg, size_t msgle
 /* Free (NULL is fine). */
 void ag_rules_free(struct ag_rules *r);
 
-/* Whether any rule matches `method` and the raw request-target `raw_uri` (path and query as
- * received). NULL rules match nothing. */
+/* Whether a lenient rule applies to `method` and the raw request-target `raw_uri` (path and query as
+ * received). NULL rules apply nowhere. */
 bool ag_rules_match(const struct ag_rules *r, const char *method, const char *raw_uri);
 
-/* The payloads of every scope rule that applies, into payloads[0..*n). Unlike ag_rules_match(), a path
- * that cannot be read unambiguously is an error here (AG_ERR_INVALID), not "no rule": the caller
- * refuses it, since a requirement must not be dodged. AG_ERR_TOO_LARGE when more than cap apply. NULL
- * rules: none. */
+/* The payloads of every strict rule that applies, into payloads[0..*n). AG_ERR_TOO_LARGE when more than
+ * cap apply (the caller refuses: a requirement must not be dropped). NULL rules: none. */
 enum ag_rc ag_rules_collect(const struct ag_rules *r, const char *method, const char *raw_uri,
                             const char **payloads, size_t cap, size_t *n);
-
-/* The normalised path described above into out; AG_ERR_INVALID when ambiguous. Exposed for tests. */
-enum ag_rc ag_rules_normalize(const char *raw_uri, char *out, size_t cap);
 
 #endif

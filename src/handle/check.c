@@ -70,7 +70,7 @@ static enum ag_rc demands_met(struct ag_request *rq, const struct ag_session *s,
         *why = "not in an allowed group";
         return AG_ERR_DENIED;
     }
-    /* fails closed: an ambiguous path, or more matching rules than we look at */
+    /* fails closed: more matching rules than we look at (an ambiguous path brings every rule) */
     if (ag_rules_collect(rq->app->scope_rules, forwarded_method(rq), ag_request_target(rq), need,
                          AG_ARRAY_LEN(need), &n) != AG_OK) {
         *why = "the request path cannot be matched against the scope rules";
@@ -228,7 +228,7 @@ static enum ag_rc introspect(struct ag_request *rq, const char *token, int64_t n
         if (!ok)
             goto out;
     }
-    rc = ag_flow_identity(cfg, doc, s);
+    rc = ag_flow_identity(cfg, doc, s, why);
     if (rc != AG_OK)
         goto out;
     id = identity_of(s);
@@ -249,6 +249,33 @@ static void bearer_challenge(struct ag_request *rq, struct ag_reply *reply, cons
     const char *v = ag_request_printf(rq, "Bearer error=\"%s\", error_description=\"%s\"", error, desc);
     if (v != NULL)
         ag_reply_header(reply, MHD_HTTP_HEADER_WWW_AUTHENTICATE, v);
+}
+
+/* Whether the policy (email domains, authenticated emails, allowed groups) allows the identity in s now:
+ * a session's user is checked again on every request, so a narrower policy applies at once. A machine
+ * token has no email: the email rule then passes only with email_domains = "*". */
+static enum ag_rc policy_allows(struct ag_request *rq, const struct ag_session *s, const char **why)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    bool any = false;
+
+    if (s->email != NULL)
+        return ag_policy_check(rq->app->policy, s->email, &s->groups, why);
+    for (size_t i = 0; i < cfg->email_domains.n; i++)
+        any = any || strcmp(cfg->email_domains.v[i], "*") == 0;
+    if (any && ag_policy_groups_allowed(&s->groups, (const char *const *)cfg->allowed_groups.v,
+                                        cfg->allowed_groups.n)) {
+        *why = "ok";
+        return AG_OK;
+    }
+    *why = "the token names no allowed email or group";
+    return AG_ERR_DENIED;
+}
+
+enum ag_rc ag_check_identity_allowed(struct ag_request *rq, const struct ag_session *s, const char **why)
+{
+    enum ag_rc rc = policy_allows(rq, s, why);
+    return rc == AG_OK ? demands_met(rq, s, false, why) : rc;
 }
 
 /* --skip-jwt-bearer-tokens: a valid bearer JWT from the provider stands in for a session. AG_OK with *s
@@ -293,7 +320,7 @@ static enum ag_rc bearer(struct ag_request *rq, struct ag_session *s, const char
             ag_log_rq(AG_LOG_INFO, rq->request_id, "bearer token refused: %s", *why);
             return AG_ERR_UNAUTHENTICATED;
         }
-        rc = ag_flow_identity(cfg, claims, s);
+        rc = ag_flow_identity(cfg, claims, s, why);
         if (rc == AG_OK && keyed) {
             id = identity_of(s); /* borrowed from s: put() copies */
             ag_token_cache_put(rq->app->tokens, &key,
@@ -310,20 +337,7 @@ policy:
     s->id_token = strdup(token);
     if (s->access_token == NULL || s->id_token == NULL)
         return AG_ERR_NOMEM;
-    /* A machine token has no email: the email rule then passes only with email_domains = "*". */
-    if (s->email != NULL) {
-        rc = ag_policy_check(rq->app->policy, s->email, &s->groups, why);
-    } else {
-        bool any = false;
-        for (size_t i = 0; i < cfg->email_domains.n; i++)
-            any = any || strcmp(cfg->email_domains.v[i], "*") == 0;
-        rc = any && ag_policy_groups_allowed(&s->groups, (const char *const *)cfg->allowed_groups.v,
-                                             cfg->allowed_groups.n)
-                 ? AG_OK
-                 : AG_ERR_DENIED;
-        *why = rc == AG_OK ? "ok" : "the token names no allowed email or group";
-    }
-    return rc;
+    return policy_allows(rq, s, why);
 }
 
 /* Answer for a bearer token that was not accepted; AG_ERR_NOT_FOUND means "go on with the session". */
@@ -397,7 +411,7 @@ enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply)
     }
     if (rc != AG_OK)
         return rc;
-    if (demands_met(rq, &s, true, &why) != AG_OK)
+    if (policy_allows(rq, &s, &why) != AG_OK || demands_met(rq, &s, true, &why) != AG_OK)
         rc = refuse_session(rq, reply, &s, why);
     else
         rc = allow(rq, reply, 202, "", &s, set_cookie);
@@ -435,7 +449,7 @@ enum ag_rc ag_check_authorize(struct ag_request *rq, struct ag_reply *reply, str
     rc = ag_session_load(rq, s, &t, set_cookie);
     ag_ticket_clear(&t);
     if (rc == AG_OK) {
-        if (demands_met(rq, s, false, &why) == AG_OK) {
+        if (ag_check_identity_allowed(rq, s, &why) == AG_OK) {
             *allowed = true;
             return AG_OK;
         }

@@ -23,17 +23,23 @@ enum ag_rc ag_handle_check(struct ag_request *rq, struct ag_reply *reply);
  * what a handler returns. */
 enum ag_rc ag_check_authorize(struct ag_request *rq, struct ag_reply *reply, struct ag_session *s,
                               const char **set_cookie, bool *allowed);
+/* Whether the identity in s (a session or a token) passes the policy now (email domains, authenticated
+ * emails, allowed groups) and this request's scope demands (--required-scope, --required-scope-route):
+ * AG_OK, or AG_ERR_DENIED with *why. */
+enum ag_rc ag_check_identity_allowed(struct ag_request *rq, const struct ag_session *s, const char **why);
 /* /oauth2/auth: 202 with identity headers, 401 without a session, 403 when not allowed; never 3xx. */
 enum ag_rc ag_handle_auth(struct ag_request *rq, struct ag_reply *reply);
 /* /oauth2/start: redirect to the provider. */
 enum ag_rc ag_handle_start(struct ag_request *rq, struct ag_reply *reply);
 /* /oauth2/callback: finish the login. */
 enum ag_rc ag_handle_callback(struct ag_request *rq, struct ag_reply *reply);
-/* /oauth2/sign_in: end any session, show the sign-in page. */
+/* /oauth2/sign_in: end any session, show the sign-in page (403, like the check's: never a 200 that
+ * Envoy would take for "allowed"). */
 enum ag_rc ag_handle_sign_in(struct ag_request *rq, struct ag_reply *reply);
 /* /oauth2/sign_out: end the session, redirect to a validated rd. */
 enum ag_rc ag_handle_sign_out(struct ag_request *rq, struct ag_reply *reply);
-/* /oauth2/userinfo: the user as JSON, or 401. */
+/* /oauth2/userinfo: the user as JSON with the identity headers, 401 without a session, 403 when the user
+ * is no longer allowed or lacks a required scope. */
 enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Identity headers for allowed checks. Values are ours (from the sealed session), never the client's:
  * a client-sent X-Auth-Request-* header is never read or echoed. */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -64,11 +65,95 @@ static bool has_header(const struct ag_reply *reply, const char *name)
     return false;
 }
 
-/* Append `name` to the comma-separated list *list (in the arena). */
-static void list_add(struct ag_request *rq, const char **list, const char *name, size_t len)
+/* The identity headers apps are configured to trust, as bases for every spelling. */
+static const char *const identity_bases[] = {
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-access-token",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+};
+
+/* Append every spelling of `base` (lowercase) with a '_' at one separator or more to buf at *o (NULL
+ * buf: only count), each followed by ", ". Returns the bytes it takes. */
+static size_t spellings(const char *base, char *buf, size_t o)
 {
-    *list = *list == NULL ? ag_request_strndup(rq, name, len)
-                          : ag_request_printf(rq, "%s, %.*s", *list, (int)len, name);
+    size_t len = strlen(base), pos[AG_MAX_CLAIM_HEADER_SEPARATORS + 8], k = 0, start = o;
+    for (size_t i = 0; i < len && k < AG_ARRAY_LEN(pos); i++)
+        if (base[i] == '-' || base[i] == '_')
+            pos[k++] = i;
+    for (unsigned long mask = 1; mask < (1UL << k); mask++) {
+        if (buf != NULL) {
+            for (size_t i = 0; i < len; i++)
+                buf[o + i] = header_char(base[i]);
+            for (size_t j = 0; j < k; j++)
+                buf[o + pos[j]] = (mask >> j) & 1 ? '_' : '-';
+            memcpy(buf + o + len, ", ", 2);
+        }
+        o += len + 2;
+    }
+    return o - start;
+}
+
+void ag_identity_strip_clear(struct ag_identity_strip *st)
+{
+    for (size_t i = 0; i < st->nplain; i++)
+        free(st->plain[i]);
+    free(st->plain);
+    free(st->spelled);
+    free(st->all);
+    memset(st, 0, sizeof(*st));
+}
+
+enum ag_rc ag_identity_strip_init(struct ag_identity_strip *out, const struct ag_config *cfg)
+{
+    size_t n = AG_ARRAY_LEN(identity_bases) + cfg->claim_headers.n, size = 0, plain = 0, o = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->plain = calloc(n, sizeof(*out->plain));
+    if (out->plain == NULL)
+        return AG_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *src = i < AG_ARRAY_LEN(identity_bases)
+                              ? identity_bases[i]
+                              : cfg->claim_headers.v[i - AG_ARRAY_LEN(identity_bases)];
+        size_t len = i < AG_ARRAY_LEN(identity_bases) ? strlen(src) : strcspn(src, "=");
+        char *p = malloc(len + 1);
+        if (p == NULL)
+            goto nomem;
+        for (size_t j = 0; j < len; j++)
+            p[j] = header_char(src[j]);
+        p[len] = '\0';
+        out->plain[out->nplain++] = p;
+        size += spellings(p, NULL, 0);
+        plain += len + 2;
+    }
+    out->spelled = malloc(size + 1);
+    out->all = malloc(size + plain + 1);
+    if (out->spelled == NULL || out->all == NULL)
+        goto nomem;
+    for (size_t i = 0; i < out->nplain; i++)
+        o += spellings(out->plain[i], out->spelled, o);
+    memcpy(out->all, out->spelled, o);
+    for (size_t i = 0; i < out->nplain; i++) {
+        size_t len = strlen(out->plain[i]);
+        memcpy(out->all + o, out->plain[i], len);
+        memcpy(out->all + o + len, ", ", 2);
+        o += len + 2;
+    }
+    /* drop the last ", " */
+    out->all[o > 2 ? o - 2 : 0] = '\0';
+    out->spelled_len = size > 2 ? size - 2 : 0;
+    out->spelled[out->spelled_len] = '\0';
+    return AG_OK;
+nomem:
+    ag_identity_strip_clear(out);
+    return AG_ERR_NOMEM;
 }
 
 enum ag_rc ag_identity_headers(struct ag_request *rq, const struct ag_session *s, struct ag_reply *reply)
@@ -76,7 +161,6 @@ enum ag_rc ag_identity_headers(struct ag_request *rq, const struct ag_session *s
     static const char *const ours[] = {"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
                                        "X-Auth-Request-Preferred-Username", "X-Auth-Request-Access-Token"};
     const struct ag_config *cfg = rq->app->cfg;
-    const char *remove = NULL;
     enum ag_rc rc = AG_OK;
 
     if (cfg->set_xauthrequest) {
@@ -104,22 +188,33 @@ enum ag_rc ag_identity_headers(struct ag_request *rq, const struct ag_session *s
     if (rc != AG_OK)
         return rc;
 
-    /* Envoy keeps a client's copy of a header the check answer does not set: name the ones we own but
-     * leave out this time in x-envoy-auth-headers-to-remove, so a forged copy never reaches the app.
-     * (nginx and Caddy set or drop exactly the headers their config copies.) */
-    for (size_t i = 0; cfg->set_xauthrequest && i < AG_ARRAY_LEN(ours); i++)
-        if (!has_header(reply, ours[i]))
-            list_add(rq, &remove, ours[i], strlen(ours[i]));
-    for (size_t i = 0; i < cfg->claim_headers.n; i++) {
-        const char *v = cfg->claim_headers.v[i];
-        size_t n = strcspn(v, "=");
-        char name[128];
-        if (n >= sizeof(name))
+    /* Envoy keeps a client's copy of any header the check answer does not set: name every spelling of
+     * every identity header, except the plain names this answer sets (Envoy replaces those with ours
+     * through headersToUpstreamOnAllow), in x-envoy-auth-headers-to-remove. (nginx and Caddy set or
+     * drop exactly the headers their config copies.) */
+    const struct ag_identity_strip *st = &rq->app->strip;
+    size_t len = st->spelled_len, o = len;
+    char *list = NULL;
+    for (size_t i = 0; i < st->nplain; i++)
+        if (!has_header(reply, st->plain[i]))
+            len += strlen(st->plain[i]) + 2;
+    if (len == o)
+        return ag_reply_header(reply, "X-Envoy-Auth-Headers-To-Remove", st->spelled);
+    list = ag_request_alloc(rq, len + 1);
+    if (list == NULL)
+        return AG_ERR_NOMEM;
+    memcpy(list, st->spelled, o);
+    for (size_t i = 0; i < st->nplain; i++) {
+        if (has_header(reply, st->plain[i]))
             continue;
-        memcpy(name, v, n);
-        name[n] = '\0';
-        if (!has_header(reply, name))
-            list_add(rq, &remove, v, n);
+        size_t l = strlen(st->plain[i]);
+        if (o > 0) {
+            memcpy(list + o, ", ", 2);
+            o += 2;
+        }
+        memcpy(list + o, st->plain[i], l);
+        o += l;
     }
-    return remove != NULL ? ag_reply_header(reply, "X-Envoy-Auth-Headers-To-Remove", remove) : AG_OK;
+    list[o] = '\0';
+    return ag_reply_header(reply, "X-Envoy-Auth-Headers-To-Remove", list);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "handle/handlers.h"
+#include "handle/identity.h"
 #include "handle/pages.h"
 #include "log.h"
 #include "net/http_client.h"
@@ -22,14 +23,14 @@ enum ag_rc ag_handle_callback(struct ag_request *rq, struct ag_reply *reply)
 }
 
 /* /sign_in: any existing session is ended first (oauth2-proxy CVE-2026-34454: a sign-in page must not
- * keep a session alive), then the sign-in page. */
+ * keep a session alive), then the sign-in page, with the check's 403: through Envoy a 200 would let
+ * the request through to the app. */
 enum ag_rc ag_handle_sign_in(struct ag_request *rq, struct ag_reply *reply)
 {
     const char *rd = ag_flow_redirect_target(rq);
     enum ag_rc rc = ag_page_sign_in(rq, reply, rd);
     if (rc != AG_OK)
         return rc;
-    reply->status = 200;
     ag_session_destroy(rq, reply);
     return AG_OK;
 }
@@ -84,13 +85,15 @@ enum ag_rc ag_handle_sign_out(struct ag_request *rq, struct ag_reply *reply)
     return AG_OK;
 }
 
-/* /userinfo: the session's user as JSON, or 401. */
+/* /userinfo: the session's user as JSON, judged like the check (policy and scope demands) and carrying the
+ * same identity headers, or 401/403. */
 enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply)
 {
     struct ag_session s;
     struct ag_ticket t;
     json_t *o = NULL, *groups = NULL;
     char *text = NULL;
+    const char *why = "ok";
     enum ag_rc rc = ag_session_load(rq, &s, &t, NULL);
 
     ag_ticket_clear(&t);
@@ -99,6 +102,10 @@ enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply)
     if (rc != AG_OK)
         return rc;
     rq->user = ag_request_strdup(rq, s.email ? s.email : s.sub);
+    if (ag_check_identity_allowed(rq, &s, &why) != AG_OK) {
+        ag_session_clear(&s);
+        return ag_page_error(rq, reply, 403, "forbidden", why);
+    }
     rc = AG_ERR_NOMEM;
     groups = json_array();
     for (size_t i = 0; groups != NULL && i < s.groups.n; i++)
@@ -113,7 +120,7 @@ enum ag_rc ag_handle_userinfo(struct ag_request *rq, struct ag_reply *reply)
         reply->content_type = "application/json";
         reply->body = ag_request_strdup(rq, text);
         reply->body_len = strlen(text);
-        rc = reply->body ? AG_OK : AG_ERR_NOMEM;
+        rc = reply->body ? ag_identity_headers(rq, &s, reply) : AG_ERR_NOMEM;
     }
     free(text);
     json_decref(o);

@@ -16,6 +16,7 @@
 #include "handle/proxy.h"
 #include "handle/tunnel.h"
 #include "log.h"
+#include "net/cookie.h"
 #include "router.h"
 
 #define RING_BYTES        (64 * 1024) /* each direction: what one request may hold in memory */
@@ -254,37 +255,6 @@ static void push(struct collect *c, const char *line)
         c->list = l;
 }
 
-/* The Cookie header without authgate's own cookies (the session and CSRF ones); NULL when none is left. */
-static const char *strip_cookies(struct ag_request *rq, const char *value)
-{
-    const char *name = rq->app->cfg->cookie_name;
-    size_t nl = strlen(name);
-    char *out = ag_request_alloc(rq, 2 * strlen(value) + 1); /* "a=1;b=2" comes out as "a=1; b=2" */
-    size_t o = 0;
-
-    if (out == NULL)
-        return NULL;
-    while (*value != '\0') {
-        const char *p = value + strspn(value, " ;");
-        size_t len = strcspn(p, ";");
-        size_t klen = strcspn(p, "=;");
-        /* the session cookie, and the CSRF ones: <name>_csrf and per-request <name>_csrf_<id> */
-        bool mine = klen >= nl && strncmp(p, name, nl) == 0 &&
-                    (klen == nl || (klen >= nl + 5 && strncmp(p + nl, "_csrf", 5) == 0));
-        if (len > 0 && !mine) {
-            if (o > 0) {
-                out[o++] = ';';
-                out[o++] = ' ';
-            }
-            memcpy(out + o, p, len);
-            o += len;
-        }
-        value = p + len;
-    }
-    out[o] = '\0';
-    return o > 0 ? out : NULL;
-}
-
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     struct collect *c = cls;
@@ -294,12 +264,6 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     if (key == NULL || value == NULL)
         return MHD_YES;
     canon(key, cn, sizeof(cn));
-    if (strcmp(cn, "cookie") == 0) {
-        const char *rest = strip_cookies(c->rq, value);
-        if (rest != NULL)
-            push(c, ag_request_printf(c->rq, "Cookie: %s", rest));
-        return MHD_YES;
-    }
     if (in_list(cn, hop_by_hop, AG_ARRAY_LEN(hop_by_hop)) || ag_proxy_header_has(c->connection, cn) ||
         ours(c->rq->app->cfg, cn))
         return MHD_YES;
@@ -564,6 +528,13 @@ static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, con
     rq->proxy = px;
     px->timeout_ms = cfg->upstream_timeout > 0 ? cfg->upstream_timeout : 30000;
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &c);
+    /* Cookie as authgate read it to find the session, without its own cookies (net/cookie.h) */
+    bool failed = false;
+    const char *cookies = ag_cookie_forwarded(rq, &failed);
+    if (failed)
+        c.failed = true;
+    else if (cookies != NULL)
+        push(&c, ag_request_printf(rq, "Cookie: %s", cookies));
     push(&c, ag_request_printf(rq, "Host: %s", cfg->pass_host_header && host != NULL ? host : up->authority));
     push(&c, ag_request_printf(rq, "X-Forwarded-For: %s%s%s", xff ? xff : "", xff ? ", " : "", rq->client));
     push(&c, ag_request_printf(rq, "X-Forwarded-Proto: %s", ag_request_scheme(rq)));

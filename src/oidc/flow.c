@@ -327,9 +327,14 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s)
+enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s,
+                            const char **why)
 {
     memset(s, 0, sizeof(*s));
+    if (!cfg->insecure_oidc_allow_unverified_email && claim_false(claims, "email_verified")) {
+        *why = "email address not verified";
+        return AG_ERR_DENIED;
+    }
     s->sub = dup_or_null(claim_str(claims, cfg->user_id_claim));
     if (s->sub == NULL)
         s->sub = dup_or_null(claim_str(claims, "sub"));
@@ -366,11 +371,7 @@ static enum ag_rc session_from_claims(struct ag_request *rq, json_t *claims, str
         }
         json_decref(info);
     }
-    if (!cfg->insecure_oidc_allow_unverified_email && claim_false(claims, "email_verified")) {
-        *why = "email address not verified";
-        return AG_ERR_DENIED;
-    }
-    rc = ag_flow_identity(cfg, claims, s);
+    rc = ag_flow_identity(cfg, claims, s, why);
     if (rc != AG_OK)
         return rc;
     /* the access token's scopes: as the token response grants them, else as requested (RFC 6749 5.1) */

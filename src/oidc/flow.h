@@ -27,7 +27,11 @@ const char *ag_flow_redirect_target(struct ag_request *rq);
 enum ag_rc ag_flow_redirect_allowed(struct ag_request *rq, const char *target);
 
 /* Who a verified token's claims name (--user-id-claim, --oidc-email-claim, preferred_username,
- * --oidc-groups-claim) into the identity fields of *s (cleared first; free with ag_session_clear()). */
-enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s);
+ * --oidc-groups-claim) into the identity fields of *s (cleared first; free with ag_session_clear()).
+ * The same rule for every source of identity (ID token, bearer JWT, introspection answer, refreshed ID
+ * token): AG_ERR_DENIED with *why when the claims say email_verified false (a boolean or the string),
+ * unless --insecure-oidc-allow-unverified-email. */
+enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s,
+                            const char **why);
 
 #endif

@@ -12,8 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/policy.h"
 #include "log.h"
 #include "net/cookie.h"
+#include "oidc/flow.h"
 #include "oidc/provider.h"
 #include "session/redis.h"
 #include "session/scache.h"
@@ -104,6 +106,66 @@ static enum ag_rc reissue(struct ag_request *rq, struct ag_session *s, const str
     return *set_cookie ? AG_OK : AG_ERR_NOMEM;
 }
 
+/* The login of ticket t is over: delete its session everywhere. Returns AG_ERR_UNAUTHENTICATED, what the
+ * request then gets. */
+static enum ag_rc end_session(struct ag_request *rq, const struct ag_ticket *t, const char *why)
+{
+    char key[AG_TICKET_STORE_KEY_MAX];
+
+    ag_log_rq(AG_LOG_INFO, rq->request_id, "%s: session ended", why);
+    ag_ticket_store_key(t, key, sizeof(key));
+    ag_redis_del(rq->app->redis, key);
+    ag_scache_invalidate(rq->app->scache, key, strlen(key));
+    return AG_ERR_UNAUTHENTICATED;
+}
+
+static void take_list(struct ag_strlist *dst, struct ag_strlist *src)
+{
+    ag_strlist_clear(dst);
+    *dst = *src;
+    memset(src, 0, sizeof(*src));
+}
+
+/* A refreshed ID token stands for the same login (OIDC Core 12.2): verified like the login's (signature
+ * by kid, alg, iss, aud, azp, exp, iat), naming the same user, and that user still allowed (a verified
+ * email, the policy). Then the session's identity is updated from it (a changed email or group counts
+ * from now on). AG_ERR_DENIED with *why when it must end the session. */
+static enum ag_rc refreshed_identity(struct ag_request *rq, struct ag_session *s, const char *id_token,
+                                     int64_t now, const char **why)
+{
+    struct ag_session fresh;
+    enum ag_jwt_result jr = AG_JWT_OK;
+    json_t *claims = NULL;
+    enum ag_rc rc;
+
+    memset(&fresh, 0, sizeof(fresh));
+    rc = ag_provider_verify_id_token(rq->app->provider, id_token, NULL, now, &claims, &jr);
+    if (rc != AG_OK) {
+        *why = ag_jwt_result_str(jr);
+        rc = rc == AG_ERR_NOMEM || rc == AG_ERR_INTERNAL ? rc : AG_ERR_DENIED;
+        goto out;
+    }
+    rc = ag_flow_identity(rq->app->cfg, claims, &fresh, why);
+    if (rc != AG_OK)
+        goto out;
+    if (fresh.sub == NULL || s->sub == NULL || strcmp(fresh.sub, s->sub) != 0) {
+        *why = "it names another user";
+        rc = AG_ERR_DENIED;
+        goto out;
+    }
+    rc = ag_policy_check(rq->app->policy, fresh.email, &fresh.groups, why);
+    if (rc != AG_OK)
+        goto out;
+    take(&s->email, &fresh.email);
+    take(&s->preferred_username, &fresh.preferred_username);
+    take_list(&s->groups, &fresh.groups);
+    take_list(&s->claims, &fresh.claims);
+out:
+    ag_session_clear(&fresh);
+    json_decref(claims);
+    return rc;
+}
+
 /* Refresh the tokens when due. Another request may hold the lock: then this one goes on with the
  * session it has. invalid_grant (revoked or expired refresh token) ends the session. */
 static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const struct ag_ticket *t,
@@ -114,6 +176,7 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
     char key[AG_TICKET_STORE_KEY_MAX + 64], token[24];
     unsigned char raw[16];
     int64_t now = (int64_t)time(NULL);
+    const char *why = "ok";
     bool locked = false;
     enum ag_rc rc;
 
@@ -145,11 +208,11 @@ static enum ag_rc refresh(struct ag_request *rq, struct ag_session *s, const str
     rc = ag_provider_refresh(rq->app->provider, cur.refresh_token, &tr);
     ag_session_clear(&cur);
     if (rc == AG_ERR_DENIED) {
-        char skey[AG_TICKET_STORE_KEY_MAX];
-        ag_log_rq(AG_LOG_INFO, rq->request_id, "refresh token refused by the provider: session ended");
-        ag_ticket_store_key(t, skey, sizeof(skey));
-        ag_redis_del(rq->app->redis, skey);
-        rc = AG_ERR_UNAUTHENTICATED;
+        rc = end_session(rq, t, "refresh token refused by the provider");
+    } else if (rc == AG_OK && tr.id_token != NULL &&
+               (rc = refreshed_identity(rq, s, tr.id_token, now, &why)) != AG_OK) {
+        ag_log_rq(AG_LOG_WARN, rq->request_id, "refreshed ID token refused: %s", why);
+        rc = end_session(rq, t, "the refreshed ID token was refused");
     } else if (rc == AG_OK) {
         take(&s->access_token, &tr.access_token);
         take(&s->id_token, &tr.id_token);

@@ -156,7 +156,7 @@ async function startNginxDemo(dir) {
     const up = await waitFor(async () => {
       if (spawnError || child.exitCode !== null) return 'dead';
       const r = await fetch(`http://127.0.0.1:${frontPort}/oauth2/sign_in`, { signal: AbortSignal.timeout(1000) });
-      return r.status === 200;
+      return r.status === 403 && /\/oauth2\/start/.test(await r.text()); // authgate's sign-in page
     }, { timeoutMs: 10000, what: `nginx on :${frontPort} to pass /oauth2/sign_in to authgate` });
     if (up === 'dead') {
       throw new Error(spawnError ? `cannot run ${bin}: ${spawnError.message}` : `nginx exited (status ${child.exitCode})`);

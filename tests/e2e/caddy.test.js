@@ -101,9 +101,14 @@ describe('Caddy forward_auth (conf/caddy-forward-auth.Caddyfile.example)', () =>
       headers: {
         'X-Auth-Request-User': 'mallory', 'x-auth-request-email': 'mallory@example.com',
         'X-Auth-Request-Groups': 'root', 'X-Auth-Request-Access-Token': 'forged',
+        // WSGI, PHP and Rack read these as X-Auth-Request-User / X-Forwarded-Email (CVE-2025-64484 class)
+        X_Auth_Request_User: 'mallory', 'x-auth_request-user': 'mallory', 'X-Auth-Request_Email': 'mallory@x',
+        X_Forwarded_Email: 'mallory@x', 'X-Forwarded_User': 'mallory', x_auth_request_preferred_username: 'mallory',
       },
     }));
     assert.deepEqual(seen.headers['x-auth-request-user'], ['alice']);
+    const spelled = Object.keys(seen.headers).filter((k) => k.includes('_'));
+    assert.deepEqual(spelled, [], `headers with '_' reached the app: ${spelled.join(', ')}`);
     assert.deepEqual(seen.headers['x-auth-request-email'], ['alice@example.com']);
     assert.deepEqual(seen.headers['x-auth-request-groups'], ['admins,devs']);
     assert.equal(seen.headers['x-auth-request-access-token'], undefined, 'dropped: authgate does not send one');

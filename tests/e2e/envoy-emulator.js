@@ -30,6 +30,12 @@
 //     empty);
 //   - a 5xx answer, a timeout or a failed connection: statusOnError (403) with an empty body, or
 //     the request passes untouched when failOpen.
+// Route level (the router filter, after every HTTP filter, ext_authz included, has run):
+//   - requestHeadersToRemove: the route's request_headers_to_remove (Istio: VirtualService
+//     `headers.request.remove`), applied to the upstream request last, so it also removes a header
+//     the check answer set;
+//   - honorAuthHeadersToRemove = false models a gateway that ignores the check answer's
+//     `x-envoy-auth-headers-to-remove` (to test a recipe that drops forged headers by itself).
 // Header name lists accept exact names (any case), `prefix*` and `*suffix`.
 // The upstream request carries the client's headers (minus hop-by-hop ones) plus
 // x-forwarded-for / x-forwarded-proto / x-request-id, like an Istio ingress gateway.
@@ -117,8 +123,11 @@ export async function startEnvoyEmulator({
   timeoutMs = 2000,
   statusOnError = 403,
   failOpen = false,
+  requestHeadersToRemove = [],
+  honorAuthHeadersToRemove = true,
   port = 0,
 } = {}) {
+  const routeRemoves = matcher(requestHeadersToRemove);
   const inCheck = matcher(['authorization', ...includeRequestHeadersInCheck]);
   const toUpstream = matcher(headersToUpstreamOnAllow);
   const toClientOnAllow = matcher(headersToDownstreamOnAllow);
@@ -204,12 +213,13 @@ export async function startEnvoyEmulator({
         if (toUpstream(k)) up.set(k, [...vs]); // replaces the client's value
         if (toClientOnAllow(k)) for (const v of vs) clientExtra.push(k, v);
       }
-      for (const v of a.get('x-envoy-auth-headers-to-remove') ?? []) {
+      for (const v of honorAuthHeadersToRemove ? a.get('x-envoy-auth-headers-to-remove') ?? [] : []) {
         for (const name of v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)) {
           if (name !== 'host' && !name.startsWith(':')) up.delete(name);
         }
       }
     }
+    for (const k of [...up.keys()]) if (k !== 'host' && routeRemoves(k)) up.delete(k);
     const upHeaders = [];
     for (const [k, vs] of up) for (const v of vs) upHeaders.push(k, v);
     if (body.length) upHeaders.push('content-length', String(body.length));

@@ -419,7 +419,7 @@ describe('browser login (sign-in page, no provider button skipping)', () => {
     const s = await loggedIn(A);
     const keysBefore = await sessionKeys();
     const r = await request(`${A.base}/oauth2/sign_in?rd=%2Fx`, { jar: s.jar });
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 403, 'the sign-in page, never a 200 that Envoy would take for "allowed"');
     assert.match(r.headers.get('content-type'), /text\/html/);
     assert.match(await r.text(), /\/oauth2\/start/);
     assert.ok(clears(setCookieFor(r.headers.getSetCookie(), SESSION_COOKIE)), r.headers.getSetCookie().join(' | '));

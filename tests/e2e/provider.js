@@ -26,12 +26,31 @@
 //   POST /__admin/rotate[?drop=1]   new signing keys first; old ones kept for verification
 //                                   (dropped with drop=1). Answers {"kids":[...],"signing":kid}
 //   POST /__admin/clients           JSON client metadata (object or array): upsert clients
-//   GET  /__admin/state             {"kids":[...],"clients":[client ids],"accounts":[ids]}
+//   GET  /__admin/state             {"kids":[...],"clients":[client ids],"accounts":[ids],
+//                                   "refreshGrants":N,"idTokenRewrites":N,"rewritePending":bool}
+//   POST /__admin/accounts          {id: {claims...}}: merge claims into accounts (new ids are created;
+//                                   a claim set to null is removed). The next ID token (login or
+//                                   refresh) and userinfo answer carry them.
+//   POST /__admin/token-claims      {accountId: {claims...} | null}: extra claims of the access tokens
+//                                   issued from now on for that account (introspection shows them),
+//                                   over tokenClaims; null forgets the account's extras
+//   POST /__admin/sign              {payload, header?}: a JWS signed with the provider's current
+//                                   signing key (iss, iat, exp default to the issuer, now, now+600).
+//                                   Answers {"jwt":"...","kid":"..."}
+//   POST /__admin/next-refresh-id-token  {mode?, claims?, drop?}: rewrite the id_token of the NEXT
+//                                   refresh_token grant answer only (one shot), see rewriteIdToken():
+//                                   mode "resign" (default: claims merged over the real ID token's,
+//                                   `drop` names removed, signed again with the provider's own key and
+//                                   kid), "bad-signature" (same, then the signature is corrupted),
+//                                   "foreign-key" (signed by a fresh key under the provider's kid),
+//                                   "alg-none", "remove" (no id_token in the answer)
 //
 // The provider is quiet by default (only errors, on stderr); --verbose (or OP_VERBOSE=1) logs
 // every request and every oidc-provider error event.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  constants as cryptoConstants, createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -94,6 +113,8 @@ const rotateRefresh = cfg.rotateRefreshToken ?? true;
 const defaultResource = cfg.defaultResource ?? 'urn:authgate:api';
 const resourceServers = cfg.resourceServers ?? {};
 const tokenClaims = cfg.tokenClaims ?? { org: { tenant: 'acme', id: 42 }, 'https://authgate.test/roles': ['reader', 'writer'] };
+// Per-account extra access-token claims set through /__admin/token-claims.
+const accountTokenClaims = new Map();
 
 // Clients by id; the admin endpoint upserts into this map and rebuilds the provider.
 const clients = new Map();
@@ -146,6 +167,58 @@ function newKey(alg) {
 
 // Newest first: oidc-provider signs with the first key that fits the alg.
 let keys = signingAlgs.map(newKey);
+
+// JWS with the provider's own keys (the admin hooks that mint or rewrite tokens).
+
+const SIGN = {
+  RS256: { hash: 'sha256' },
+  PS256: { hash: 'sha256', opts: { padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } },
+  ES256: { hash: 'sha256', opts: { dsaEncoding: 'ieee-p1363' } },
+  EdDSA: { hash: null },
+};
+const b64json = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+// Sign payload with jwk (a private JWK of `keys`, or another key under its kid).
+function signWith(jwk, payload, header = {}) {
+  const h = { alg: jwk.alg, typ: 'JWT', kid: jwk.kid, ...header };
+  const input = `${b64json(h)}.${b64json(payload)}`;
+  if (h.alg === 'none') return `${input}.`;
+  const { hash, opts = {} } = SIGN[jwk.alg];
+  const key = createPrivateKey({ key: jwk, format: 'jwk' });
+  return `${input}.${cryptoSign(hash, Buffer.from(input), { key, ...opts }).toString('base64url')}`;
+}
+
+function decodeJws(jws) {
+  const [h, p] = String(jws).split('.');
+  return { header: JSON.parse(Buffer.from(h, 'base64url')), payload: JSON.parse(Buffer.from(p, 'base64url')) };
+}
+
+// The next refresh answer's id_token, rewritten as /__admin/next-refresh-id-token asked.
+let pendingRewrite;
+let refreshGrants = 0;
+let idTokenRewrites = 0;
+function rewriteIdToken(idToken, { mode = 'resign', claims = {}, drop = [] }) {
+  const { header, payload: real } = decodeJws(idToken);
+  const payload = { ...real, ...claims };
+  for (const c of drop) delete payload[c];
+  const own = keys.find((k) => k.kid === header.kid) ?? keys[0];
+  switch (mode) {
+    case 'resign':
+      return signWith(own, payload);
+    case 'bad-signature': {
+      const jws = signWith(own, payload);
+      const sig = Buffer.from(jws.split('.')[2], 'base64url');
+      sig[sig.length >> 1] ^= 0x5a;
+      return `${jws.split('.').slice(0, 2).join('.')}.${sig.toString('base64url')}`;
+    }
+    case 'foreign-key':
+      return signWith({ ...newKey(own.alg), kid: own.kid }, payload);
+    case 'alg-none':
+      return signWith(own, payload, { alg: 'none' });
+    default:
+      throw new Error(`unknown rewrite mode ${mode}`);
+  }
+}
 
 // ----------------------------------------------------------------------------------------------
 // Storage: one in-memory store for the whole process (oidc-provider's own memory adapter is per
@@ -284,7 +357,7 @@ function buildProvider(issuer) {
         },
       },
     },
-    extraTokenClaims: async () => tokenClaims,
+    extraTokenClaims: async (_ctx, token) => ({ ...tokenClaims, ...(accountTokenClaims.get(token?.accountId) ?? {}) }),
     // Refresh tokens for every client allowed the grant, without the offline_access +
     // prompt=consent dance, and not tied to the provider's browser session.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -298,6 +371,21 @@ function buildProvider(issuer) {
     },
   });
   provider.on('server_error', (_ctx, err) => log('server_error:', err?.stack ?? err));
+  // Post-processing of token answers: count refresh grants and apply a pending ID token rewrite.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'token' || ctx.status !== 200 || ctx.oidc.params?.grant_type !== 'refresh_token') return;
+    refreshGrants += 1;
+    if (pendingRewrite && ctx.body && typeof ctx.body === 'object') {
+      const how = pendingRewrite;
+      pendingRewrite = undefined;
+      ctx.body = { ...ctx.body };
+      if (how.mode === 'remove') delete ctx.body.id_token;
+      else ctx.body.id_token = rewriteIdToken(ctx.body.id_token, how);
+      idTokenRewrites += 1;
+      if (verbose) log(`refresh id_token rewritten (${how.mode ?? 'resign'})`);
+    }
+  });
   if (verbose) {
     for (const ev of ['authorization.error', 'grant.error', 'introspection.error',
       'revocation.error', 'userinfo.error', 'jwks.error', 'discovery.error']) {
@@ -405,6 +493,9 @@ function state() {
     signing: keys[0].kid,
     clients: [...clients.keys()],
     accounts: Object.keys(accounts),
+    refreshGrants,
+    idTokenRewrites,
+    rewritePending: pendingRewrite !== undefined,
   };
 }
 
@@ -417,6 +508,42 @@ async function admin(req, res, url, rebuild) {
     keys = url.searchParams.get('drop') === '1' ? fresh : [...fresh, ...keys];
     await rebuild();
     if (verbose) log(`rotated keys: ${keys.map((k) => k.kid).join(' ')}`);
+    return json(200, state());
+  }
+  if (['/__admin/accounts', '/__admin/token-claims', '/__admin/sign', '/__admin/next-refresh-id-token']
+    .includes(url.pathname)) {
+    let body;
+    try {
+      body = JSON.parse(await readBody(req));
+      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('expected a JSON object');
+    } catch (err) {
+      return json(400, { error: `bad JSON: ${err.message}` });
+    }
+    if (url.pathname === '/__admin/accounts') {
+      for (const [id, claims] of Object.entries(body)) {
+        const merged = { ...(accounts[id] ?? { password: `${id}-pw` }), ...claims };
+        for (const [k, v] of Object.entries(claims ?? {})) if (v === null) delete merged[k];
+        accounts[id] = merged;
+      }
+      return json(200, state());
+    }
+    if (url.pathname === '/__admin/token-claims') {
+      for (const [id, claims] of Object.entries(body)) {
+        if (claims === null) accountTokenClaims.delete(id);
+        else accountTokenClaims.set(id, claims);
+      }
+      return json(200, state());
+    }
+    if (url.pathname === '/__admin/sign') {
+      const now = Math.floor(Date.now() / 1000);
+      const payload = { iss: issuer, iat: now, exp: now + 600, ...(body.payload ?? {}) };
+      return json(200, { jwt: signWith(keys[0], payload, body.header ?? {}), kid: keys[0].kid });
+    }
+    const mode = body.mode ?? 'resign';
+    if (!['resign', 'bad-signature', 'foreign-key', 'alg-none', 'remove'].includes(mode)) {
+      return json(400, { error: `unknown mode ${mode}` });
+    }
+    pendingRewrite = { mode, claims: body.claims ?? {}, drop: body.drop ?? [] };
     return json(200, state());
   }
   if (url.pathname === '/__admin/clients') {

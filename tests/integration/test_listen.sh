@@ -101,16 +101,59 @@ def read_response(s, timeout):
     except (socket.timeout, ConnectionResetError, BrokenPipeError):
         return data
 
+def served(r):
+    return r.startswith(b"HTTP/1.1 200") or r.startswith(b"HTTP/1.0 200")
+
+def closed_by_server(s):
+    s.settimeout(2)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
 ok = True
+# Three idle keep-alive connections: a fourth connection is served and the oldest idle one, waiting
+# for its next request head, is the one closed to make room.
 idle = []
 for i in range(3):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(REQ)
     r = read_response(s, 5)
-    if not r.startswith(b"HTTP/1.1 200"):
+    if not served(r):
         print(f"idle connection {i + 1}: expected 200, got {r[:60]!r}")
         ok = False
     idle.append(s)
+    time.sleep(0.05)
+time.sleep(0.3)
+s4 = socket.create_connection(("127.0.0.1", port), timeout=3)
+s4.sendall(REQ)
+r = read_response(s4, 3)
+s4.close()
+if not served(r):
+    print(f"4th connection not served while 3 idle ones were open: {r[:60]!r}")
+    ok = False
+if not closed_by_server(idle[0]):
+    print("the oldest idle connection was not closed to make room")
+    ok = False
+for s in idle[1:]:
+    s.sendall(REQ)
+    if not served(read_response(s, 3)):
+        print("a younger idle connection was closed")
+        ok = False
+for s in idle:
+    s.close()
+time.sleep(0.3)
+
+# Three connections with a request being served (a body still coming): none may be cut, so a fourth
+# connection is refused while they stay.
+busy = []
+for i in range(3):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+    busy.append(s)
+    time.sleep(0.05)
 time.sleep(0.3)
 try:
     s4 = socket.create_connection(("127.0.0.1", port), timeout=3)
@@ -119,13 +162,13 @@ try:
     s4.close()
 except (OSError, socket.timeout) as e:
     r = b""
-    print(f"4th connection: {e!r}")
-if r.startswith(b"HTTP/1.1 200") or r.startswith(b"HTTP/1.0 200"):
-    print(f"4th connection was served while 3 were open: {r[:60]!r}")
+if served(r):
+    print(f"4th connection was served while 3 requests were in progress: {r[:60]!r}")
     ok = False
-else:
-    print(f"4th connection not served: {r[:60]!r}")
-for s in idle:
+for s in busy:
+    if closed_by_server(s):
+        print("a connection with a request in progress was cut")
+        ok = False
     s.close()
 sys.exit(0 if ok else 1)
 EOF
@@ -133,7 +176,7 @@ if ag_start --config "$AG_CFG" --http-address=127.0.0.1:0 --max-connections=3 --
     OUT=$(ag_py 20 "$AG_TMP/connlimit.py" "$AG_PORT" 2>&1)
     RC=$?
     printf '# %s\n' "$OUT"
-    assert_eq 0 "$RC" "--max-connections=3: three connections served, a fourth refused while they stay open"
+    assert_eq 0 "$RC" "--max-connections=3: a fourth connection closes the oldest idle one; refused while 3 requests are served"
     assert_true "--max-connections=3: /ping works again once the idle connections close" ag_wait_for 5 ag_ping_ok
     ag_stop_clean "connection-limited daemon"
 fi

@@ -1475,6 +1475,7 @@ END_TEST
 START_TEST(table_planned)
 {
     static const char *const live[] = {
+        "read_header_timeout",
         "reverse_proxy",
         "trusted_proxy_ips",
         "check_path_prefix",
@@ -2027,6 +2028,9 @@ START_TEST(cross_scopes_and_claim_headers)
                          "--claim-header=Authorization=sub",
                          "--claim-header=X-B=sub",
                          "--claim-header=x-b=email",
+                         "--claim-header=X_Auth_Request_User=email",
+                         "--claim-header=X-Forwarded_Email=email",
+                         "--claim-header=X-A-B-C-D-E-F_G=sub",
                          "--skip-auth-route=GET=^/(",
                          NULL};
 
@@ -2054,8 +2058,29 @@ START_TEST(cross_scopes_and_claim_headers)
     assert_has(r.err, "claim_headers: header \"x-auth-request-email\" is set by authgate");
     assert_has(r.err, "claim_headers: header \"Authorization\" is set by authgate");
     assert_has(r.err, "claim_headers: header \"x-b\" is mapped twice");
+    /* WSGI, PHP and Rack merge '_' and '-': these would be our identity headers to the app */
+    assert_has(r.err, "claim_headers: header \"X_Auth_Request_User\" is set by authgate");
+    assert_has(r.err, "claim_headers: header \"X-Forwarded_Email\" is set by authgate");
+    assert_has(r.err, "claim_headers: header \"X-A-B-C-D-E-F_G\" has more than 6 '-' or '_'");
     assert_has(r.err, "skip_auth_routes: invalid regex in \"GET=^/(\": ");
-    ck_assert_uint_eq(count_lines(r.err), 11);
+    ck_assert_uint_eq(count_lines(r.err), 14);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(pkce_plain_refused)
+{
+    struct run r;
+    const char *plain[] = {"--code-challenge-method=plain", NULL};
+    const char *s256[] = {"--code-challenge-method=S256", NULL};
+
+    load_file(&r, BASE, plain, NULL);
+    ck_assert_int_eq(r.rc, AG_ERR_INVALID);
+    assert_has(r.err, "code_challenge_method: \"plain\" is refused");
+    run_free(&r);
+    load_file(&r, BASE, s256, NULL);
+    ck_assert_int_eq(r.rc, AG_OK);
+    ck_assert_str_eq(r.cfg->code_challenge_method, "S256");
     run_free(&r);
 }
 END_TEST
@@ -2274,6 +2299,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, cross_planned_alone);
     tcase_add_test(tc, cross_extra_jwt_issuers);
     tcase_add_test(tc, cross_scopes_and_claim_headers);
+    tcase_add_test(tc, pkce_plain_refused);
     tcase_add_test(tc, authenticated_emails_file);
     tcase_add_test(tc, effective_output);
     tcase_add_test(tc, help_output);

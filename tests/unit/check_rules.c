@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Unit tests for src/auth/rules.c: skip-auth and API route rules match the decoded, normalised path
- * only; the advisory inputs of ../shared/ATTACKS.md never skip authentication. */
+ * Unit tests for src/auth/rules.c: lenient rules (skip-auth, API) apply only to an unambiguous path and
+ * every reading of it, strict rules (required scopes) to any reading and to every ambiguous path; the
+ * advisory inputs of ../shared/ATTACKS.md never skip authentication nor dodge a scope rule. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,41 +15,6 @@ static struct ag_rules *rules(const char *const *v, size_t n)
     ck_assert_int_eq(ag_rules_new(v, n, &r, err, sizeof(err)), AG_OK);
     return r;
 }
-
-START_TEST(normalize)
-{
-    static const struct {
-        const char *in, *out;
-    } v[] = {
-        {"/a/b", "/a/b"},
-        {"/a/./b", "/a/b"},
-        {"/a/../b", "/b"},
-        {"/public/../admin", "/admin"},
-        {"/public/%2e%2e/admin", "/admin"},
-        {"/public/%2E%2E/admin", "/admin"},
-        {"/public/..;/admin", "/admin"},
-        {"/public/.;x/admin", "/public/admin"},
-        {"/../../x", "/x"},
-        {"/a/b/..", "/a/"},
-        {"/a/b/.", "/a/b/"},
-        {"/", "/"},
-        {"/a/", "/a/"},
-        {"/api/x?path=/status", "/api/x"},
-        {"/foo/secret%23/bar", "/foo/secret"},
-        {"/foo%3fx=/bar", "/foo"},
-        {"/a%20b", "/a b"},
-        {"/a#frag", "/a"},
-    };
-    char out[256];
-    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-        ck_assert_msg(ag_rules_normalize(v[i].in, out, sizeof(out)) == AG_OK, "refused %s", v[i].in);
-        ck_assert_msg(strcmp(out, v[i].out) == 0, "%s -> %s, want %s", v[i].in, out, v[i].out);
-    }
-    static const char *const bad[] = {"", "a", "/%00", "/a%0a", "/a\\b", "/a%5cb", "/%zz", "/%2", "/a\tb"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(ag_rules_normalize(bad[i], out, sizeof(out)) != AG_OK, "accepted %s", bad[i]);
-}
-END_TEST
 
 START_TEST(attacks_need_auth)
 {
@@ -78,7 +44,56 @@ START_TEST(attacks_need_auth)
     ck_assert(!ag_rules_match(r, "GET", "/public%2f..%2fadmin"));
     ck_assert(!ag_rules_match(r, "GET", "/public/%00/../admin"));
     ck_assert(!ag_rules_match(r, "GET", "/public\\..\\admin"));
+    /* found in authgate itself: merged slashes and parameters in a dot segment */
+    ck_assert(!ag_rules_match(r, "GET", "/public//../admin/x"));
+    ck_assert(!ag_rules_match(r, "GET", "/admin/..;/public/x"));
+    ck_assert(!ag_rules_match(r, "GET", "/public/..%2f..%2fadmin"));
+    ck_assert(!ag_rules_match(r, "GET", "/public/%252e%252e/admin"));
+    /* a reading that does not match (raw /%70ublic, upper case) means no skip */
+    ck_assert(!ag_rules_match(r, "GET", "/%70ublic/x"));
+    ck_assert(!ag_rules_match(r, "GET", "/PUBLIC/x"));
+    ck_assert(ag_rules_match(r, "GET", "/public/caf%C3%A9.png"));
     ag_rules_free(r);
+}
+END_TEST
+
+START_TEST(strict_rules_any_reading)
+{
+    static const char *const v[] = {"^/admin/ api:admin", "POST=^/api/ api:write", "!=^/ok/ base"};
+    struct ag_rules *r = NULL;
+    const char *need[8];
+    size_t n = 0;
+    char err[256];
+
+    ck_assert_int_eq(ag_rules_new_scoped(v, 3, &r, err, sizeof(err)), AG_OK);
+#define NEEDS(method, path, want)                                                                            \
+    do {                                                                                                     \
+        ck_assert_int_eq(ag_rules_collect(r, method, path, need, 8, &n), AG_OK);                             \
+        ck_assert_msg(n == (want), "%s %s: %zu rules apply, want %d", method, path, n, (int)(want));         \
+    } while (0)
+    NEEDS("GET", "/ok/x", 0);
+    NEEDS("GET", "/admin/x", 2); /* ^/admin/ and != ^/ok/ */
+    ck_assert_str_eq(need[0], "api:admin");
+    NEEDS("GET", "/ADMIN/x", 2);   /* a case-insensitive app serves /admin/x */
+    NEEDS("GET", "/%61dmin/x", 2); /* decoded */
+    NEEDS("GET", "/%41DMIN/x", 2); /* decoded, any case */
+    NEEDS("GET", "/OK/x", 1);      /* != ^/ok/ applies: not /ok/ as written */
+    NEEDS("GET", "/%6fk/x", 1);    /* the raw reading is not /ok/ */
+    NEEDS("post", "/api/x", 2);    /* strict rules take the method in any case */
+    NEEDS("POST", "/API/x", 2);
+    /* ambiguous: every rule whose method fits */
+    NEEDS("GET", "//admin/x", 2);
+    NEEDS("GET", "/ok/..;/admin/x", 2);
+    NEEDS("GET", "/ok//../admin/x", 2);
+    NEEDS("GET", "/ok/%2e%2e/admin/x", 2);
+    NEEDS("GET", "/ok/x%2f..%2f..%2fadmin/x", 2);
+    NEEDS("POST", "/ok/%2e%2e/api/x", 3);
+    NEEDS("GET", "/ok/a;b", 2);
+#undef NEEDS
+    ck_assert_int_eq(ag_rules_collect(r, "POST", "//x", need, 2, &n), AG_ERR_TOO_LARGE);
+    ag_rules_free(r);
+    ck_assert_int_eq(ag_rules_collect(NULL, "GET", "//x", need, 8, &n), AG_OK);
+    ck_assert_uint_eq(n, 0);
 }
 END_TEST
 
@@ -87,7 +102,7 @@ START_TEST(methods_and_negation)
     static const char *const v[] = {"GET=^/health$", "POST!=^/write"};
     struct ag_rules *r = rules(v, 2);
     ck_assert(ag_rules_match(r, "GET", "/health"));
-    ck_assert(ag_rules_match(r, "get", "/health"));
+    ck_assert(!ag_rules_match(r, "get", "/health")); /* lenient: the method exactly as written */
     /* POST!=^/write skips POSTs to anything but /write... */
     ck_assert(ag_rules_match(r, "POST", "/other"));
     ck_assert(!ag_rules_match(r, "POST", "/write"));
@@ -99,6 +114,8 @@ START_TEST(methods_and_negation)
     ck_assert(ag_rules_match(r, "DELETE", "/x"));
     ck_assert(!ag_rules_match(r, "DELETE", "/secure/x"));
     ck_assert(!ag_rules_match(r, "GET", "/secure/../secure/x"));
+    ck_assert(!ag_rules_match(r, "GET", "/SECURE/x"));   /* a case-insensitive app's /secure/x */
+    ck_assert(!ag_rules_match(r, "GET", "/%73ecure/x")); /* decoded, /secure/x */
     ag_rules_free(r);
 
     static const char *const w[] = {"GET=^/health$"};
@@ -128,8 +145,8 @@ int main(void)
 {
     Suite *s = suite_create("rules");
     TCase *tc = tcase_create("rules");
-    tcase_add_test(tc, normalize);
     tcase_add_test(tc, attacks_need_auth);
+    tcase_add_test(tc, strict_rules_any_reading);
     tcase_add_test(tc, methods_and_negation);
     tcase_add_test(tc, bad_rules);
     suite_add_tcase(s, tc);
