@@ -235,64 +235,64 @@ export function pingLoop(port, { timeoutMs = 1000, gapMs = 50 } = {}) {
 // Slow clients
 
 // Open n connections to 127.0.0.1:port that each send a request head one byte every intervalMs and
-// never finish it. mode 'idle': send nothing at all; 'headers': the request line at once, then
-// endless header bytes;
-// 'line': an endless request-target; 'keepalive': a complete GET /ping first, then (after its
-// answer) the next request line byte by byte. Opens them batch at a time (so the accept queue is
-// not the test). Each client records { connectedAt, closedAt, startedAt (the slow part began),
-// answered (bytes received before the slow part, or any in it), error }.
-// Resolves { clients, open() (how many are still open), closedWithin(ms) (how many were closed by
-// the server at most ms after their slow part began), stop() }.
+// never finish it. mode
+//   'idle'              sends nothing at all;
+//   'headers'           the request line at once, then endless header bytes;
+//   'line'              an endless request-target;
+//   'keepalive-line'    a complete GET /ping first, then, after its answer, an endless request line;
+//   'keepalive-headers' a complete GET /ping first, then, after its answer, the next request line at
+//                       once and endless header bytes.
+// Opens them batch at a time (so the accept queue is not the test). Each client records
+// { openedAt (just before connecting), connectedAt, startedAt (the slow part began: its first byte,
+// or for 'keepalive-headers' the next request line), answeredAt (keep-alive: the first answer
+// arrived), closedAt (the server closed or reset it), received (bytes received in the slow part),
+// error }. Resolves { clients, open() (how many are still open), stop() }.
 export async function slowClients(port, n, {
   mode = 'headers', intervalMs = 250, localAddress, batch = 50, connectTimeoutMs = 5000,
 } = {}) {
   const clients = [];
   const timers = new Set();
   let stopped = false;
+  const keepalive = mode.startsWith('keepalive');
   const open1 = () => new Promise((resolve) => {
-    const c = { connectedAt: undefined, closedAt: undefined, startedAt: undefined, received: 0, error: undefined };
+    const c = { openedAt: Date.now(), received: 0 };
     clients.push(c);
+    const text = mode === 'line' || mode === 'keepalive-line' ? `GET /${'a'.repeat(1 << 20)}` : `X-Slow-${clients.length}: ${'b'.repeat(1 << 20)}`;
+    const lineFirst = `GET /ping HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`;
+    let sent = 0;
     const sock = net.connect({ port, host: '127.0.0.1', localAddress });
     c.sock = sock;
-    let sent = 0;
-    let text;
-    if (mode === 'line') text = `GET /${'a'.repeat(1 << 20)}`;
-    else text = `X-Slow-${clients.length}: ${'b'.repeat(1 << 20)}`;
     const dribble = () => {
       if (stopped || c.closedAt !== undefined) return;
-      c.startedAt ??= Date.now();
       sock.write(text[sent++ % text.length]);
       const t = setTimeout(() => { timers.delete(t); dribble(); }, intervalMs);
       timers.add(t);
+    };
+    const slowPart = () => {
+      c.startedAt = Date.now();
+      if (mode === 'headers' || mode === 'keepalive-headers') sock.write(lineFirst);
+      dribble();
     };
     const ct = setTimeout(() => { c.error = 'connect timeout'; sock.destroy(); resolve(); }, connectTimeoutMs);
     sock.on('connect', () => {
       clearTimeout(ct);
       c.connectedAt = Date.now();
-      if (mode === 'idle') {
-        c.startedAt = c.connectedAt;
-        resolve();
-        return;
-      }
-      if (mode === 'headers') sock.write(`GET /ping HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`);
-      if (mode === 'keepalive') {
-        sock.write(`GET /ping HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
-        text = `GET /${'k'.repeat(1 << 20)}`;
-      } else {
-        dribble();
-      }
+      if (mode === 'idle') c.startedAt = c.connectedAt;
+      else if (keepalive) sock.write(`${lineFirst}\r\n`);
+      else slowPart();
       resolve();
     });
     let got = Buffer.alloc(0);
     sock.on('data', (d) => {
-      c.received += d.length;
-      if (mode === 'keepalive' && c.startedAt === undefined) {
+      if (keepalive && c.answeredAt === undefined) {
         got = Buffer.concat([got, d]);
         if (parseResponses(got).responses.length) {
-          c.received = 0;
-          dribble();
+          c.answeredAt = Date.now();
+          slowPart();
         }
+        return;
       }
+      c.received += d.length;
     });
     sock.on('error', (e) => { c.error ??= e.code ?? e.message; });
     sock.on('close', () => { c.closedAt ??= Date.now(); clearTimeout(ct); resolve(); });
