@@ -8,9 +8,12 @@
 // lists every member that got a wrong answer. After each attack the daemon must answer /ping on a
 // new connection within 1 s; in proxy mode the upstream must have received nothing of a refused
 // request (asserted on bytes, after a sentinel request has gone through).
+// The same harness tries ambiguous paths against a skip-auth and a scope rule (section B) and odd
+// Cookie headers (E); own endpoints and the Envoy remove list are checked on the check gate (C).
 // Then slow clients (section G): 500 slow heads with a /ping loop, eviction at max_connections in
-// both modes, max_connections_per_ip. Last, the coverage map of tests/e2e/README.md is checked
-// against the class lists of ATTACKS.md and issue 11, and every daemon must exit 0 on SIGTERM.
+// both modes, 10,000 idle connections, max_connections_per_ip. Last, the coverage map of
+// tests/e2e/README.md is checked against the class lists of ATTACKS.md and issue 11, and every
+// daemon must exit 0 on SIGTERM.
 
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';

@@ -160,13 +160,6 @@ export function exchange(port, bytes, {
   });
 }
 
-// A request head from a request line and [name, value] pairs (or raw lines when a pair is a string).
-export function head(requestLine, headers = []) {
-  const lines = [requestLine];
-  for (const h of headers) lines.push(typeof h === 'string' ? h : `${h[0]}: ${h[1]}`);
-  return `${lines.join('\r\n')}\r\n\r\n`;
-}
-
 // ----------------------------------------------------------------------------------------------
 // Health checks
 
