@@ -321,7 +321,7 @@ const char *ag_request_target(const struct ag_request *rq)
 {
     const char *fwd;
 
-    if (ag_request_from_trusted_proxy(rq)) {
+    if (!rq->forwarding && ag_request_from_trusted_proxy(rq)) {
         fwd = ag_request_header(rq, "X-Forwarded-Uri");
         if (fwd != NULL && fwd[0] == '/')
             return fwd;

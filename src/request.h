@@ -35,6 +35,8 @@ struct ag_request {
     uint64_t body_bytes;             /* request body bytes seen */
     int route_id;                    /* enum ag_route_id of the handler that answered, -1 before */
     bool via_check;                  /* the path starts with --check-path-prefix: an Envoy check request */
+    bool forwarding;                 /* reverse proxy: this very request goes upstream, so its own method
+                                      * and target are what the rules judge, whatever X-Forwarded-* says */
     bool started;                    /* first access-handler call done */
     bool counted;                    /* included in app->inflight */
     bool answered;                   /* a response was queued */
@@ -79,7 +81,8 @@ const char *ag_request_scheme(const struct ag_request *rq);
 const char *ag_request_original_url(struct ag_request *rq);
 
 /* The request-target the app was asked for, as the skip-auth and API rules judge it: X-Forwarded-Uri (a
- * path) from a trusted proxy, else ours with the check path prefix removed. Borrowed. */
+ * path) from a trusted proxy when authgate is asked about another request (a check, /oauth2/auth), else
+ * ours with the check path prefix removed (always ours when authgate forwards it). Borrowed. */
 const char *ag_request_target(const struct ag_request *rq);
 
 /* New context for a request whose request-target is `uri` (copied). Returns NULL on ENOMEM. */

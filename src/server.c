@@ -175,7 +175,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return ag_response_send(rq, &reply);
         }
         rq->route_id = ag_router_match(s->app->cfg, rq->raw_uri, rq->path_len)->id;
-        if (ag_proxy_wanted(rq))
+        rq->forwarding = ag_proxy_wanted(rq);
+        if (rq->forwarding)
             return ag_proxy_begin(rq); /* the body, of any size, streams upstream */
         if (body_too_large(rq)) {
             /* Refuse before reading the body; the client sees 413, the connection closes. */

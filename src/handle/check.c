@@ -20,9 +20,13 @@
 #include "util/b64.h"
 #include "session/web.h"
 
+/* The method of the request being judged: a trusted proxy's X-Forwarded-Method when authgate is asked about
+ * another request, never when it forwards this one (the upstream then gets this method). */
 static const char *forwarded_method(struct ag_request *rq)
 {
-    const char *m = ag_request_from_trusted_proxy(rq) ? ag_request_header(rq, "X-Forwarded-Method") : NULL;
+    const char *m = !rq->forwarding && ag_request_from_trusted_proxy(rq)
+                        ? ag_request_header(rq, "X-Forwarded-Method")
+                        : NULL;
     return m ? m : rq->method;
 }
 

@@ -40,9 +40,14 @@
 // The upstream request carries the client's headers (minus hop-by-hop ones) plus
 // x-forwarded-for / x-forwarded-proto / x-request-id, like an Istio ingress gateway.
 //
+// Path normalisation (off unless asked for: `pathNormalization` or `hcm`): what Envoy's
+// HttpConnectionManager does to :path before any filter, so both the check and the upstream see the
+// normalised path; see envoyNormalizePath() below for the steps and their sources.
+//
 //   const envoy = await startEnvoyEmulator({ authz: 'http://127.0.0.1:4180', upstream: echo.url,
-//     pathPrefix: '/ext-authz', includeRequestHeadersInCheck: ['cookie'], ... });
-//   envoy.url, envoy.checks (each check request and its answer), envoy.authz (settable), envoy.stop()
+//     pathPrefix: '/ext-authz', includeRequestHeadersInCheck: ['cookie'], pathNormalization: 'BASE', ... });
+//   envoy.url, envoy.checks (each check request and its answer), envoy.authz (settable),
+//   envoy.local (the requests the emulated connection manager answered itself: 400/404/307), envoy.stop()
 
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -82,11 +87,11 @@ function headerLists(rawHeaders) {
 
 const remoteAddr = (req) => (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 
-function expand(template, req) {
+function expand(template, req, reqPath = req.url, authority = req.headers.host) {
   if (typeof template === 'function') return template(req);
   return String(template)
-    .replaceAll('%REQ(:authority)%', req.headers.host ?? '')
-    .replaceAll('%REQ(:path)%', req.url)
+    .replaceAll('%REQ(:authority)%', authority ?? '')
+    .replaceAll('%REQ(:path)%', reqPath)
     .replaceAll('%REQ(:method)%', req.method)
     .replaceAll('%REQ(:scheme)%', 'http')
     .replaceAll('%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%', remoteAddr(req));
@@ -111,6 +116,245 @@ function exchange(target, { method, path, headers, body, timeoutMs }) {
   });
 }
 
+// ----------------------------------------------------------------------------------------------
+// Path normalisation, as Envoy's HttpConnectionManager (HCM) does it and as Istio configures it.
+// An EMULATION written from these sources (read on GitHub, envoyproxy/envoy, googleurl, istio/istio):
+//
+//   - Envoy's HTTP/1 codec (source/common/http/http1/codec_impl.cc, handlePath) with
+//     allow_absolute_url (true unless configured: source/common/http/http1/settings.cc): an absolute-form
+//     target "http(s)://authority/path" becomes :authority = authority, :path = /path (and its query).
+//   - Envoy source/common/http/conn_manager_impl.cc (ActiveStream::decodeHeaders): a :path that does
+//     not start with '/' gets 404 (AbsolutePath); then maybeNormalizePath(): Reject -> 400 with no
+//     filter run (so no ext_authz check), Redirect -> 307 with `location: <the new path>`, Continue ->
+//     the filters (ext_authz) and the router see the normalised :path.
+//   - Envoy source/common/http/conn_manager_utility.cc (maybeNormalizePath), in this order:
+//       1. a '#' in :path: 400 (runtime guard http_reject_path_with_fragment, on by default);
+//       2. path_with_escaped_slashes_action != KEEP_UNCHANGED: PathUtil::unescapeSlashes();
+//          if it changed anything: REJECT_REQUEST -> 400, UNESCAPE_AND_REDIRECT -> 307 (after the
+//          steps below), UNESCAPE_AND_FORWARD -> go on with the unescaped path;
+//       3. normalize_path: PathUtil::canonicalPath(); failure -> 400;
+//       4. merge_slashes: PathUtil::mergeSlashes() (after 3: "to catch potential edge cases with
+//          percent encoding").
+//   - Envoy source/common/http/path_utility.cc:
+//       unescapeSlashes: %2F %2f -> '/', %5C %5c -> '\\' in the part before the first '?';
+//       canonicalPath: on the part before the first '?' (query kept as is): first, with the runtime
+//         guard strip_dotdot_segments_with_parameters (on; Envoy 1.39.1 / CVE-2026-73551), a segment
+//         starting with "..;" becomes ".." and one starting with ".;" becomes "." (literal dots only);
+//         then googleurl's url::CanonicalizePath (googleurl url/url_canon_path.cc, the Chromium URL
+//         library Envoy links): see canonicalizePath() below;
+//       mergeSlashes: when the part before '?' has "//": '/' + the non-empty segments joined by '/'
+//         + '/' if it ended with one, then the query.
+//     Envoy's tests of these (test/common/http/path_utility_test.cc) give e.g. /a/..\\c -> /c,
+//     /%5c%25 unchanged, /a/b/%2E%2E/c -> /a/c, /xyz/.%00../abc -> rejected, /a/%2F%2f/c unchanged.
+//   - Istio pilot (the listener builder that fills the HCM), meshConfig.pathNormalization.normalization:
+//       NONE                      normalize_path false
+//       BASE (default)            normalize_path true
+//       MERGE_SLASHES             normalize_path true, merge_slashes true
+//       DECODE_AND_MERGE_SLASHES  normalize_path true, merge_slashes true,
+//                                 path_with_escaped_slashes_action UNESCAPE_AND_FORWARD
+//     and path_with_escaped_slashes_action KEEP_UNCHANGED for the first three. Istio documents the
+//     result in "Authorization Policy Normalization" (istio.io/latest/docs/reference/config/security/
+//     normalization) and checks it in its integration test (tests/integration/security/
+//     normalization_test.go), whose expectations the e2e suite paths.test.js replays against this code.
+//   Not emulated: the HTTP/1 codec's own refusals beyond what node:http refuses itself (this server
+//   answers 400 to a request line with control characters, bytes above 0x7e or a relative target,
+//   before any of this).
+
+// googleurl's kPathCharLookup (url/url_canon_path.cc), per byte: what the canonical path does with it.
+const PASS = 0;
+const SPECIAL = 1;
+const ESCAPE = 2 | SPECIAL; // written as %XX (upper-case hex)
+const UNESCAPE = 4; // an escape of it is decoded (%41 -> A)
+const INVALID = 8 | SPECIAL; // NUL: written escaped and the canonicalisation fails (Envoy: 400)
+const PATH_CHAR = (() => {
+  const t = new Uint8Array(256).fill(ESCAPE); // controls and every byte >= 0x7f
+  t[0] = INVALID;
+  for (let c = 0x21; c < 0x7f; c++) t[c] = PASS;
+  for (const c of ' "#%<>?\\^`{|}') t[c.charCodeAt(0)] = ESCAPE;
+  for (let c = 0x30; c <= 0x39; c++) t[c] = UNESCAPE;
+  for (let c = 0x41; c <= 0x5a; c++) t[c] = UNESCAPE;
+  for (let c = 0x61; c <= 0x7a; c++) t[c] = UNESCAPE;
+  for (const c of '-_~') t[c.charCodeAt(0)] = UNESCAPE;
+  t[0x2e] = SPECIAL; // '.': dot segments (IsDot also takes %2e / %2E)
+  return t;
+})();
+
+const isHex = (c) => /^[0-9A-Fa-f]$/.test(c ?? '');
+const HEX = '0123456789ABCDEF';
+const escaped = (code) => `%${HEX[code >> 4]}${HEX[code & 15]}`;
+const isUrlSlash = (c) => c === '/' || c === '\\';
+// googleurl IsDot: '.' (1 character) or %2e / %2E (3), else 0.
+const dotLength = (s, i) => {
+  if (s[i] === '.') return 1;
+  if (s[i] === '%' && s[i + 1] === '2' && (s[i + 2] === 'e' || s[i + 2] === 'E')) return 3;
+  return 0;
+};
+
+// googleurl url::CanonicalizePath (DoPath + DoPartialPath) on a path without its query, read as bytes
+// (node gives the request-target as latin1). Returns { path, ok }: ok false where googleurl reports
+// failure (an escaped or raw NUL), which Envoy answers with 400.
+export function canonicalizePath(input) {
+  if (input.length === 0) return { path: '/', ok: true };
+  let out = isUrlSlash(input[0]) ? '' : '/';
+  let ok = true;
+  let lastInvalidPercent = -1; // index in `out` of a '%' that did not start a valid escape
+  const end = input.length;
+  for (let i = 0; i < end; i++) {
+    const ch = input[i];
+    const code = ch.charCodeAt(0) & 0xff;
+    const flags = PATH_CHAR[code];
+    if (!(flags & SPECIAL)) {
+      out += ch;
+      continue;
+    }
+    const dl = dotLength(input, i);
+    if (dl > 0) {
+      if (out.length > 0 && out.endsWith('/')) {
+        // ClassifyAfterDot: "." or ".." as a whole segment (ended by '/', '\\' or the end)
+        const after = i + dl;
+        let kind = 'name';
+        let consumed = 0;
+        if (after === end) kind = 'cur';
+        else if (isUrlSlash(input[after])) { kind = 'cur'; consumed = 1; } else {
+          const dl2 = dotLength(input, after);
+          if (dl2 > 0 && (after + dl2 === end || isUrlSlash(input[after + dl2]))) {
+            kind = 'up';
+            consumed = dl2 + (after + dl2 === end ? 0 : 1);
+          }
+        }
+        if (kind === 'name') {
+          out += '.';
+          i += dl - 1;
+        } else {
+          if (kind === 'up') {
+            // BackUpToPreviousSlash: drop the last segment, never above the first '/'
+            if (out.length > 1) out = out.slice(0, out.lastIndexOf('/', out.length - 2) + 1);
+            if (lastInvalidPercent >= out.length) lastInvalidPercent = -1;
+          }
+          i += dl + consumed - 1;
+        }
+      } else {
+        out += '.';
+        i += dl - 1;
+      }
+    } else if (ch === '\\') {
+      out += '/';
+    } else if (ch === '%') {
+      if (i + 3 <= end && isHex(input[i + 1]) && isHex(input[i + 2])) {
+        const value = parseInt(input.slice(i + 1, i + 3), 16);
+        const f = PATH_CHAR[value];
+        if (f & UNESCAPE) {
+          out += String.fromCharCode(value);
+          if (lastInvalidPercent >= 0 && lastInvalidPercent + 3 >= out.length) {
+            out = nestedEscapes(input, i + 3, out, lastInvalidPercent);
+          }
+        } else {
+          out += input.slice(i, i + 3); // kept as written (hex case too)
+          if (f === INVALID) ok = false;
+        }
+        i += 2;
+      } else {
+        lastInvalidPercent = out.length;
+        out += '%';
+      }
+    } else if (flags === INVALID) {
+      out += escaped(code);
+      ok = false;
+    } else {
+      out += escaped(code);
+    }
+  }
+  return { path: out, ok };
+}
+
+// googleurl CheckForNestedEscapes: after decoding an escape right behind a '%' that began no valid
+// escape, make sure the output cannot be read as a new escape ("%%32e" must not become "%2e"): that
+// '%' is written as "%25".
+function nestedEscapes(input, next, out, pct) {
+  let probe = out;
+  if (pct === out.length - 2) {
+    if (next === input.length || input.charCodeAt(next) >= 0x80) return out;
+    probe = out + input[next];
+  }
+  if (!isHex(probe[pct + 1]) || !isHex(probe[pct + 2])) return out;
+  return `${out.slice(0, pct)}%25${out.slice(pct + 1)}`;
+}
+
+// PathUtil::unescapeSlashes: %2F %2f -> '/', %5C %5c -> '\\' before the first '?'.
+function unescapeSlashes(p) {
+  const q = p.indexOf('?');
+  const path = q < 0 ? p : p.slice(0, q);
+  const out = path.replace(/%2f/gi, '/').replace(/%5c/gi, '\\');
+  return { path: out + (q < 0 ? '' : p.slice(q)), found: out !== path };
+}
+
+// PathUtil::stripParametersFromDotSegments (before the first '?' or '#'): "..;x" -> "..", ".;x" -> ".".
+function stripDotParameters(p) {
+  const q = p.search(/[?#]/);
+  const path = q < 0 ? p : p.slice(0, q);
+  if (!path.includes('.;')) return p;
+  const segs = path.split('/').map((s) => {
+    if (s.startsWith('..;')) return '..';
+    if (s.startsWith('.;')) return '.';
+    return s;
+  });
+  return segs.join('/') + (q < 0 ? '' : p.slice(q));
+}
+
+// PathUtil::mergeSlashes.
+function mergeSlashes(p) {
+  const q = p.indexOf('?');
+  const path = q < 0 ? p : p.slice(0, q);
+  if (!path.includes('//')) return p;
+  const joined = path.split('/').filter(Boolean).join('/');
+  return `${path.startsWith('/') ? '/' : ''}${joined}${path.endsWith('/') ? '/' : ''}${q < 0 ? '' : p.slice(q)}`;
+}
+
+export const ESCAPED_SLASHES_ACTIONS = Object.freeze(['KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
+
+// Istio meshConfig.pathNormalization.normalization -> the HCM fields Istio sets.
+export const ISTIO_PATH_NORMALIZATION = Object.freeze({
+  NONE: Object.freeze({ normalizePath: false, mergeSlashes: false, pathWithEscapedSlashesAction: 'KEEP_UNCHANGED' }),
+  BASE: Object.freeze({ normalizePath: true, mergeSlashes: false, pathWithEscapedSlashesAction: 'KEEP_UNCHANGED' }),
+  MERGE_SLASHES: Object.freeze({ normalizePath: true, mergeSlashes: true, pathWithEscapedSlashesAction: 'KEEP_UNCHANGED' }),
+  DECODE_AND_MERGE_SLASHES: Object.freeze({ normalizePath: true, mergeSlashes: true, pathWithEscapedSlashesAction: 'UNESCAPE_AND_FORWARD' }),
+});
+
+// What the HTTP/1 codec and the HCM do with the request-target `target` under `hcm` = { normalizePath,
+// mergeSlashes, pathWithEscapedSlashesAction, stripDotSegmentParameters (default true: Envoy >= 1.39.1;
+// false: the older releases) }. Returns { action: 'continue' | 'reject' (400) | 'redirect' (307) |
+// 'not-found' (404), path, authority (only for an absolute-form target) }: the path the check and the
+// upstream get, or the redirect's location.
+export function envoyNormalizePath(target, {
+  normalizePath = false, mergeSlashes: merge = false, pathWithEscapedSlashesAction = 'KEEP_UNCHANGED',
+  stripDotSegmentParameters = true,
+} = {}) {
+  if (!ESCAPED_SLASHES_ACTIONS.includes(pathWithEscapedSlashesAction)) {
+    throw new Error(`pathWithEscapedSlashesAction: ${pathWithEscapedSlashesAction} is none of ${ESCAPED_SLASHES_ACTIONS.join(', ')}`);
+  }
+  const absolute = /^https?:\/\/([^/?#]*)/i.exec(target);
+  const authority = absolute ? { authority: absolute[1] } : {};
+  let p = absolute ? target.slice(absolute[0].length) || '/' : target;
+  if (!p.startsWith('/')) return { action: 'not-found', path: p, ...authority };
+  if (p.includes('#')) return { action: 'reject', path: p, ...authority };
+  let action = 'continue';
+  if (pathWithEscapedSlashesAction !== 'KEEP_UNCHANGED') {
+    const u = unescapeSlashes(p);
+    p = u.path;
+    if (u.found && pathWithEscapedSlashesAction === 'REJECT_REQUEST') return { action: 'reject', path: p, ...authority };
+    if (u.found && pathWithEscapedSlashesAction === 'UNESCAPE_AND_REDIRECT') action = 'redirect';
+  }
+  if (normalizePath) {
+    if (stripDotSegmentParameters) p = stripDotParameters(p);
+    const q = p.indexOf('?');
+    const c = canonicalizePath(q < 0 ? p : p.slice(0, q));
+    if (!c.ok) return { action: 'reject', path: p, ...authority };
+    p = c.path + (q < 0 ? '' : p.slice(q));
+  }
+  if (merge) p = mergeSlashes(p);
+  return { action, path: p, ...authority };
+}
+
 export async function startEnvoyEmulator({
   authz: authzUrl,
   upstream,
@@ -126,8 +370,20 @@ export async function startEnvoyEmulator({
   requestHeadersToRemove = [],
   honorAuthHeadersToRemove = true,
   port = 0,
+  // Path normalisation (see envoyNormalizePath): an Istio level ('NONE', 'BASE', 'MERGE_SLASHES',
+  // 'DECODE_AND_MERGE_SLASHES') and/or HCM fields that override it. Neither: the path is passed on
+  // untouched, as before (no HCM behaviour emulated at all).
+  pathNormalization,
+  hcm,
 } = {}) {
   const routeRemoves = matcher(requestHeadersToRemove);
+  if (pathNormalization !== undefined && !ISTIO_PATH_NORMALIZATION[pathNormalization]) {
+    throw new Error(`pathNormalization: ${pathNormalization} is none of ${Object.keys(ISTIO_PATH_NORMALIZATION).join(', ')}`);
+  }
+  const normalization = pathNormalization === undefined && hcm === undefined
+    ? undefined
+    : { ...ISTIO_PATH_NORMALIZATION[pathNormalization ?? 'NONE'], ...hcm };
+  const local = [];
   const inCheck = matcher(['authorization', ...includeRequestHeadersInCheck]);
   const toUpstream = matcher(headersToUpstreamOnAllow);
   const toClientOnAllow = matcher(headersToDownstreamOnAllow);
@@ -144,13 +400,27 @@ export async function startEnvoyEmulator({
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => resolve(Buffer.concat(chunks)));
     });
+    // ---- the connection manager's own answers, before any filter (no check)
+    let reqPath = req.url;
+    let authority;
+    if (normalization) {
+      const n = envoyNormalizePath(req.url, normalization);
+      authority = n.authority;
+      if (n.action !== 'continue') {
+        const status = { reject: 400, redirect: 307, 'not-found': 404 }[n.action];
+        local.push({ method: req.method, url: req.url, status, path: n.path });
+        res.writeHead(status, { 'content-length': '0', ...(status === 307 ? { location: n.path } : {}) });
+        return res.end();
+      }
+      reqPath = n.path;
+    }
     const client = headerLists(req.rawHeaders);
     // The ingress gateway's own x-forwarded-for / x-request-id (Envoy HCM, use_remote_address).
     const xff = [...(client.get('x-forwarded-for') ?? []), remoteAddr(req)].join(', ');
     const requestId = client.get('x-request-id')?.[0] ?? randomUUID();
 
     // ---- the check request
-    const check = { host: req.headers.host ?? '' };
+    const check = { host: authority ?? req.headers.host ?? '' };
     for (const [k, vs] of client) {
       if (k === 'host' || k === 'content-length' || k === 'x-forwarded-for' || HOP_BY_HOP.has(k)) continue;
       if (inCheck(k)) check[k] = vs.join(',');
@@ -160,10 +430,10 @@ export async function startEnvoyEmulator({
     check['x-forwarded-for'] = inCheck('x-forwarded-for') ? xff : remoteAddr(req);
     check['x-envoy-internal'] = 'true';
     check['x-envoy-expected-rq-timeout-ms'] = String(timeoutMs);
-    for (const [k, t] of Object.entries(includeAdditionalHeadersInCheck)) check[k.toLowerCase()] = expand(t, req);
+    for (const [k, t] of Object.entries(includeAdditionalHeadersInCheck)) check[k.toLowerCase()] = expand(t, req, reqPath, authority ?? req.headers.host);
     check['x-request-id'] = requestId;
     check['content-length'] = '0';
-    const path = pathPrefix + req.url;
+    const path = pathPrefix + reqPath;
     const record = { method: req.method, path, headers: { ...check }, status: undefined, error: undefined };
     checks.push(record);
 
@@ -201,6 +471,7 @@ export async function startEnvoyEmulator({
       if (HOP_BY_HOP.has(k) || k === 'content-length') continue;
       up.set(k, [...vs]);
     }
+    if (authority !== undefined) up.set('host', [authority]);
     up.set('x-forwarded-for', [xff]);
     up.set('x-forwarded-proto', ['http']);
     up.set('x-request-id', [requestId]);
@@ -225,7 +496,7 @@ export async function startEnvoyEmulator({
     if (body.length) upHeaders.push('content-length', String(body.length));
     let upstreamAnswer;
     try {
-      upstreamAnswer = await exchange(upstream, { method: req.method, path: req.url, headers: upHeaders, body, timeoutMs: 10000 });
+      upstreamAnswer = await exchange(upstream, { method: req.method, path: reqPath, headers: upHeaders, body, timeoutMs: 10000 });
     } catch (err) {
       res.writeHead(503, { 'content-type': 'text/plain' });
       return res.end(`upstream connect error: ${err.message}`);
@@ -250,6 +521,7 @@ export async function startEnvoyEmulator({
     url: `http://127.0.0.1:${actual}`,
     port: actual,
     checks,
+    local,
     // The ext_authz service's base URL (may be set after start, e.g. once authgate's port is known).
     get authz() { return authz; },
     set authz(u) { authz = u; },
