@@ -2,8 +2,10 @@
  * Logging to stderr in oauth2-proxy's three kinds (standard, request, auth), as text in
  * oauth2-proxy's default formats or as one JSON object per line. Each line is built in a bounded
  * buffer and written with one write(2), so lines from worker threads never interleave. Values that
- * come from clients are escaped (no CR/LF or control bytes reach the log), and ag_log_redact_uri()
- * hides the values of query parameters that carry secrets. */
+ * come from clients are escaped (no CR/LF or control bytes reach the log); in JSON every line is valid
+ * UTF-8 (bytes that are not well-formed UTF-8 become U+FFFD) and valid JSON however long its values
+ * (a value that does not fit ends in "..."); ag_log_redact_uri() hides the values of query parameters
+ * that carry secrets. */
 #ifndef AG_LOG_H
 #define AG_LOG_H
 
