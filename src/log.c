@@ -290,13 +290,32 @@ void ag_log_at(enum ag_log_level level, const char *file, int lineno, const char
     emit(&l);
 }
 
+/* Whether a query parameter name (n bytes, as sent) names a secret. The name is percent-decoded once
+ * first, as every server decodes it before an application reads it (`c%6fde=` is `code=`), and compared
+ * without regard to case (`CODE=`): hiding a value too many never leaks one. A malformed escape stays
+ * as it is; a name longer than any secret's cannot be one. */
 static bool secret_param(const char *name, size_t n)
 {
     static const char *const names[] = {"code",          "state",    "token",
                                         "access_token",  "id_token", "refresh_token",
                                         "client_secret", "password", "session"};
+    char dec[16];
+    size_t d = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int hi = name[i] == '%' && i + 2 < n ? ag_hex_digit((unsigned char)name[i + 1]) : -1;
+        int lo = hi >= 0 ? ag_hex_digit((unsigned char)name[i + 2]) : -1;
+        if (d == sizeof(dec))
+            return false;
+        if (lo >= 0) {
+            dec[d++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            dec[d++] = name[i];
+        }
+    }
     for (size_t i = 0; i < AG_ARRAY_LEN(names); i++)
-        if (strlen(names[i]) == n && strncasecmp(names[i], name, n) == 0)
+        if (strlen(names[i]) == d && strncasecmp(names[i], dec, d) == 0)
             return true;
     return false;
 }

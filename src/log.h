@@ -53,7 +53,9 @@ void ag_log_auth(const char *client, const char *request_id, const char *user, c
 
 /* Copy `uri` to out (always NUL-terminated, truncated to outlen-1) with the values of query
  * parameters named code, state, token, access_token, id_token, refresh_token, client_secret,
- * password or session replaced by "REDACTED". Returns the length written. */
+ * password or session replaced by "REDACTED". Names are compared after percent-decoding them once and
+ * without regard to case, as the application behind would read them: `c%6fde=`, `%63ode=` and `CODE=`
+ * are all `code=`. Returns the length written. */
 size_t ag_log_redact_uri(const char *uri, char *out, size_t outlen);
 
 #endif

@@ -309,6 +309,36 @@ START_TEST(redaction)
 }
 END_TEST
 
+/* Item 12 of issue 11: names are compared after percent-decoding them once, as the application behind
+ * reads them, and without regard to case (a value hidden too many is never a leak). */
+START_TEST(redaction_decodes_names)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"/cb?c%6fde=S1", "/cb?c%6fde=REDACTED"},
+        {"/cb?%63ode=S1&%73tate=S2", "/cb?%63ode=REDACTED&%73tate=REDACTED"},
+        {"/cb?%43%4F%44%45=S1", "/cb?%43%4F%44%45=REDACTED"},
+        {"/cb?CODE=S1;Code=S2", "/cb?CODE=REDACTED;Code=REDACTED"},
+        {"/p?access%5Ftoken=T&id%5ftoken=T&REFRESH_TOKEN=T",
+         "/p?access%5Ftoken=REDACTED&id%5ftoken=REDACTED&REFRESH_TOKEN=REDACTED"},
+        {"/p?client%5fsecret=X&pass%77ord=X&%73ession=X&tok%65n=X",
+         "/p?client%5fsecret=REDACTED&pass%77ord=REDACTED&%73ession=REDACTED&tok%65n=REDACTED"},
+        /* decoded once only, as a server does: %2563 is "%63", not "c" */
+        {"/p?%2563ode=keep", "/p?%2563ode=keep"},
+        /* malformed escapes and near misses stay */
+        {"/p?c%6=keep&c%zzode=keep&cod%65x=keep&%63od=keep",
+         "/p?c%6=keep&c%zzode=keep&cod%65x=keep&%63od=keep"},
+        {"/p?%63ode", "/p?%63ode"},
+    };
+    char buf[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ag_log_redact_uri(cases[i].in, buf, sizeof(buf));
+        ck_assert_str_eq(buf, cases[i].out);
+    }
+}
+END_TEST
+
 START_TEST(request_log_redacts)
 {
     struct ag_log_request r = {
@@ -351,6 +381,7 @@ int main(void)
     tcase_add_test(tc, json_invalid_utf8_replaced);
     tcase_add_test(tc, json_long_values_stay_valid);
     tcase_add_test(tc, redaction);
+    tcase_add_test(tc, redaction_decodes_names);
     tcase_add_test(tc, request_log_redacts);
     tcase_add_test(tc, kinds_can_be_turned_off);
     suite_add_tcase(s, tc);
