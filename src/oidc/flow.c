@@ -84,12 +84,6 @@ const char *ag_flow_redirect_target(struct ag_request *rq)
     return ag_flow_redirect_allowed(rq, rd) == AG_OK ? rd : "/";
 }
 
-/* What the CSRF cookie carries from /oauth2/start to the callback. */
-struct csrf {
-    const char *state, *nonce, *verifier, *uri, *rd; /* verifier: NULL without PKCE */
-    int64_t expires_at;
-};
-
 /* The cookie's plaintext, format 2: "AGC2", then state, nonce, verifier, redirect URI and return target,
  * each as a 2-byte big-endian length and its bytes (an empty verifier: no PKCE), then the expiry as 8
  * bytes big-endian. Format 1 (a JSON object, written before 0.1) is still read. */
@@ -105,7 +99,7 @@ static size_t put_field(unsigned char *buf, size_t o, const char *v)
     return o + 2 + n;
 }
 
-static const char *seal_csrf(struct ag_request *rq, const char *name, const struct csrf *c)
+const char *ag_flow_csrf_seal(struct ag_request *rq, const char *name, const struct ag_csrf *c)
 {
     const char *fields[] = {c->state, c->nonce, c->verifier, c->uri, c->rd};
     unsigned char buf[CSRF_MAX], sealed[CSRF_MAX + AG_SEAL_OVERHEAD];
@@ -132,7 +126,7 @@ static const char *seal_csrf(struct ag_request *rq, const char *name, const stru
 
 /* Format 2, strictly: every field present and only the verifier empty, no NUL inside one, nothing after
  * the expiry. */
-static bool read_csrf_v2(struct ag_request *rq, const unsigned char *p, size_t n, struct csrf *c)
+static bool read_csrf_v2(struct ag_request *rq, const unsigned char *p, size_t n, struct ag_csrf *c)
 {
     const char **fields[] = {&c->state, &c->nonce, &c->verifier, &c->uri, &c->rd};
     size_t o = sizeof(CSRF_MAGIC) - 1;
@@ -164,7 +158,7 @@ static bool read_csrf_v2(struct ag_request *rq, const unsigned char *p, size_t n
 }
 
 /* Format 1: a JSON object {"s", "n", "u", "r", "e", and "v" with PKCE}. */
-static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n, struct csrf *c)
+static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n, struct ag_csrf *c)
 {
     json_t *o = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL), *v;
     const char *keys[] = {"s", "n", "v", "u", "r"};
@@ -185,7 +179,7 @@ static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n
     return ok;
 }
 
-static bool open_csrf(struct ag_request *rq, const char *name, const char *value, struct csrf *c)
+bool ag_flow_csrf_open(struct ag_request *rq, const char *name, const char *value, struct ag_csrf *c)
 {
     size_t vlen = strlen(value), n = 0, m = 0;
     unsigned char *raw = NULL, *pt = NULL;
@@ -219,7 +213,7 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
     const struct ag_provider_meta *meta = rq->app->provider ? ag_provider_meta(rq->app->provider) : NULL;
     const char *state, *nonce, *verifier = NULL, *challenge = NULL, *uri, *name, *csrf, *location, *cookie;
     int64_t now = (int64_t)time(NULL);
-    struct csrf cs;
+    struct ag_csrf cs;
     bool pkce;
 
     if (meta == NULL)
@@ -253,7 +247,7 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
     cs.uri = uri;
     cs.rd = rd;
     cs.expires_at = now + cfg->cookie_csrf_expire / 1000;
-    csrf = seal_csrf(rq, name, &cs);
+    csrf = ag_flow_csrf_seal(rq, name, &cs);
     if (csrf == NULL)
         return AG_ERR_NOMEM;
     location = ag_request_printf(
@@ -400,7 +394,7 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
     const char *error = ag_request_arg(rq, "error"), *why = "ok", *name, *value;
     struct ag_token_response tr;
     struct ag_session s;
-    struct csrf csrf;
+    struct ag_csrf csrf;
     json_t *claims = NULL;
     int64_t now = (int64_t)time(NULL);
     enum ag_jwt_result jr = AG_JWT_OK;
@@ -431,7 +425,7 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
         return ag_page_error(rq, reply, 403, "csrf_missing",
                              "The login cookie is missing: the login may have started in another browser or "
                              "expired. Please start again.");
-    if (!open_csrf(rq, name, value, &csrf) || strlen(csrf.state) != strlen(state) ||
+    if (!ag_flow_csrf_open(rq, name, value, &csrf) || strlen(csrf.state) != strlen(state) ||
         CRYPTO_memcmp(csrf.state, state, strlen(state)) != 0 || csrf.expires_at <= now)
         return ag_page_error(rq, reply, 403, "csrf_mismatch",
                              "The login state does not match. Please start again.");

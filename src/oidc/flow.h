@@ -30,4 +30,19 @@ enum ag_rc ag_flow_redirect_allowed(struct ag_request *rq, const char *target);
  * --oidc-groups-claim) into the identity fields of *s (cleared first; free with ag_session_clear()). */
 enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s);
 
+/* What the CSRF cookie carries from /oauth2/start to the callback. */
+struct ag_csrf {
+    const char *state, *nonce, *verifier, *uri, *rd; /* verifier: NULL without PKCE */
+    int64_t expires_at;
+};
+
+/* The CSRF cookie's value for c: c sealed under the cookie secret's CSRF key and bound to the cookie's
+ * `name`, as base64url in the request's arena; NULL when it cannot be made. (Exported for the unit tests
+ * and the fuzz targets; the flow is its only caller.) */
+const char *ag_flow_csrf_seal(struct ag_request *rq, const char *name, const struct ag_csrf *c);
+
+/* Open a CSRF cookie `value` made for `name`: true with *c filled (strings in the arena), false for
+ * anything that does not authenticate or parse (*c is then zeroed). */
+bool ag_flow_csrf_open(struct ag_request *rq, const char *name, const char *value, struct ag_csrf *c);
+
 #endif
