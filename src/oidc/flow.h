@@ -36,8 +36,14 @@ struct ag_csrf {
     int64_t expires_at;
 };
 
+/* Longest return target (`rd`, X-Auth-Request-Redirect, the original URL) a login keeps: it travels in
+ * the CSRF cookie, which must stay within what a browser stores. A longer one is replaced by "/". */
+#define AG_FLOW_RD_MAX 2048
+
 /* The CSRF cookie's value for c: c sealed under the cookie secret's CSRF key and bound to the cookie's
- * `name`, as base64url in the request's arena; NULL when it cannot be made. (Exported for the unit tests
+ * `name`, as base64url in the request's arena. A return target over AG_FLOW_RD_MAX is written as "/"
+ * (and logged); the value then fits a browser cookie (at most 3,792 bytes). NULL only on ENOMEM or when
+ * the other fields alone (a configured redirect URL of kilobytes) do not fit. (Exported for the unit tests
  * and the fuzz targets; the flow is its only caller.) */
 const char *ag_flow_csrf_seal(struct ag_request *rq, const char *name, const struct ag_csrf *c);
 
