@@ -48,6 +48,18 @@ static inline char *fuzz_copy(const uint8_t *p, size_t n)
     return s;
 }
 
+/* n bytes in a buffer of exactly that size, without a terminator (caller frees): for parsers that take a
+ * length, so AddressSanitizer reports any read past the end. */
+static inline char *fuzz_exact(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n > 0 ? n : 1);
+    if (s == NULL)
+        abort();
+    if (n > 0)
+        memcpy(s, p, n);
+    return s;
+}
+
 /* Whether fields are left to take (an input of N separators has N + 1 fields). */
 static inline int fuzz_left(const struct fuzz_in *in)
 {

@@ -132,7 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!(mode & 1)) {
         size_t len;
-        char *tok = fuzz_rest(&in, &len);
+        char *text = fuzz_rest(&in, &len), *tok = fuzz_exact((const uint8_t *)text, len);
+        free(text);
         r = ag_jwt_verify(tok, len, keys, &ex, &claims);
         FUZZ_CHECK(r != AG_JWT_OK && claims == NULL, "a forged token verified");
         free(tok);
@@ -151,7 +152,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sign(tok, o, sig);
         tok[o++] = '.';
         o += ag_b64url_encode(sig, sizeof(sig), tok + o, AG_B64URL_LEN(64) + 1);
-        r = ag_jwt_verify(tok, o, keys, &ex, &claims);
+        {
+            char *exact = fuzz_exact((const uint8_t *)tok, o);
+            r = ag_jwt_verify(exact, o, keys, &ex, &claims);
+            free(exact);
+        }
         if (r == AG_JWT_OK) {
             json_t *hdr = json_loadb(h, hl, 0, NULL);
             verified(hdr, claims, &ex);
