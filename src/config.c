@@ -579,10 +579,13 @@ enum ag_rc ag_config_parse_duration(const char *s, int64_t *ms_out)
             return AG_ERR_INVALID;
         v *= unit;
         if (frac > 0) {
-            double f = (double)frac * ((double)unit / scale);
-            if (f >= (double)INT64_MAX - (double)v)
+            /* The fraction's nanoseconds are less than one unit (under 3.6e12), so the cast is exact
+             * enough and in range; the sum is checked in integers: a check in doubles rounds INT64_MAX
+             * and v alike and let 9223372036854775.9us overflow. */
+            int64_t f = (int64_t)((double)frac * ((double)unit / scale));
+            if (f > INT64_MAX - v)
                 return AG_ERR_INVALID;
-            v += (int64_t)f;
+            v += f;
         }
         if (v > INT64_MAX - total)
             return AG_ERR_INVALID;

@@ -2,8 +2,10 @@
  * Logging to stderr in oauth2-proxy's three kinds (standard, request, auth), as text in
  * oauth2-proxy's default formats or as one JSON object per line. Each line is built in a bounded
  * buffer and written with one write(2), so lines from worker threads never interleave. Values that
- * come from clients are escaped (no CR/LF or control bytes reach the log), and ag_log_redact_uri()
- * hides the values of query parameters that carry secrets. */
+ * come from clients are escaped (no CR/LF or control bytes reach the log); in JSON every line is valid
+ * UTF-8 (bytes that are not well-formed UTF-8 become U+FFFD) and valid JSON however long its values
+ * (a value that does not fit ends in "..."); ag_log_redact_uri() hides the values of query parameters
+ * that carry secrets. */
 #ifndef AG_LOG_H
 #define AG_LOG_H
 
@@ -51,7 +53,9 @@ void ag_log_auth(const char *client, const char *request_id, const char *user, c
 
 /* Copy `uri` to out (always NUL-terminated, truncated to outlen-1) with the values of query
  * parameters named code, state, token, access_token, id_token, refresh_token, client_secret,
- * password or session replaced by "REDACTED". Returns the length written. */
+ * password or session replaced by "REDACTED". Names are compared after percent-decoding them once and
+ * without regard to case, as the application behind would read them: `c%6fde=`, `%63ode=` and `CODE=`
+ * are all `code=`. Returns the length written. */
 size_t ag_log_redact_uri(const char *uri, char *out, size_t outlen);
 
 #endif

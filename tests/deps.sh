@@ -10,6 +10,9 @@ PACKAGES=(
     libmicrohttpd-dev libcurl4-openssl-dev libjwt-dev libssl-dev libhiredis-dev libjansson-dev
     # unit tests, integration tests, format check
     check curl python3 clang-format ca-certificates
+    # fuzz targets (make fuzz): clang 14 and its libFuzzer runtime (libclang_rt.fuzzer), which clang only
+    # recommends, so --no-install-recommends would leave it out
+    clang libclang-rt-14-dev
     # later integration tests (sessions, reverse proxies) and the benchmark
     redis-server nginx caddy wrk
     # the benchmark's C peer: Apache with mod_auth_openidc

@@ -69,9 +69,53 @@ static bool is_name_char(unsigned char c)
     return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
 }
 
+/* Whether the host's last label is a number to a browser: all digits, or 0x/0X and hex digits (WHATWG
+ * URL Standard, "ends in a number"). Such a host is an IPv4 address however it is written: `0`,
+ * `2130706433`, `0x7f.1`, `1.0x7f` and `0177.0.0.1` all go to an address, not to a name. */
+static bool ends_in_number(const char *host)
+{
+    const char *dot = strrchr(host, '.');
+    const char *p = dot != NULL ? dot + 1 : host;
+
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        for (p += 2; *p != '\0'; p++)
+            if (ag_hex_digit((unsigned char)*p) < 0)
+                return false;
+        return true;
+    }
+    if (*p == '\0')
+        return false;
+    for (; *p != '\0'; p++)
+        if (!is_digit((unsigned char)*p))
+            return false;
+    return true;
+}
+
+/* Four decimal numbers 0-255 without leading zeros: the one spelling of an IPv4 address that reads the
+ * same to a browser and to a string comparison. */
+static bool dotted_quad(const char *host)
+{
+    const char *p = host;
+
+    for (int part = 0; part < 4; part++) {
+        unsigned v = 0;
+        size_t n = 0;
+        if (part > 0 && *p++ != '.')
+            return false;
+        for (; is_digit((unsigned char)p[n]) && n < 4; n++)
+            v = v * 10 + (unsigned)(p[n] - '0');
+        if (n == 0 || n > 3 || v > 255 || (n > 1 && p[0] == '0'))
+            return false;
+        p += n;
+    }
+    return *p == '\0';
+}
+
 /* A DNS-style name: labels of [A-Za-z0-9_-], 1-63 bytes, no empty label (so no leading or
  * trailing dot: `foo.bar.` would otherwise be a second spelling of `foo.bar`). Anything else,
- * including non-ASCII that browsers would IDNA-map onto ASCII, is refused. */
+ * including non-ASCII that browsers would IDNA-map onto ASCII, is refused. A host that a browser reads
+ * as a number must be a dotted quad: otherwise the check would compare the text `0x7f.1` while the
+ * browser goes to 127.0.0.1, and two spellings of one address would be two hosts here. */
 static const char *parse_name(const char *s, size_t len, char *out)
 {
     size_t label = 0;
@@ -95,6 +139,9 @@ static const char *parse_name(const char *s, size_t len, char *out)
     if (label == 0)
         return "empty label in host";
     out[len] = '\0';
+    if (ends_in_number(out) && !dotted_quad(out))
+        return "a browser reads this host as an IPv4 address: write the address as four decimal numbers "
+               "(like 127.0.0.1)";
     return NULL;
 }
 
@@ -198,20 +245,7 @@ static bool port_matches(enum port_rule rule, unsigned want, unsigned effective,
 static void set_err(char *err, size_t errlen, const char *entry, const char *msg)
 {
     if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "whitelist domain \"%.*s\": %s", 80, entry != NULL ? entry : "(null)", msg);
-}
-
-/* Whether the last label is all digits: a subdomain entry there (`.0.0.1`) would be an IPv4
- * address range in disguise, and no real TLD is numeric. */
-static bool last_label_numeric(const char *host)
-{
-    const char *dot = strrchr(host, '.');
-    const char *p = dot != NULL ? dot + 1 : host;
-
-    for (; *p != '\0'; p++)
-        if (!is_digit((unsigned char)*p))
-            return false;
-    return true;
+        snprintf(err, errlen, "whitelist_domains: \"%.*s\": %s", 80, entry != NULL ? entry : "(null)", msg);
 }
 
 enum ag_rc ag_whitelist_new(const char *const *domains, size_t n, struct ag_whitelist **out, char *err,
@@ -267,7 +301,8 @@ enum ag_rc ag_whitelist_new(const char *const *domains, size_t n, struct ag_whit
         why = parse_authority(s, len, true, &a);
         if (why == NULL && s[len] != '\0')
             why = "too long";
-        if (why == NULL && e->subdomains && (a.ipv6 || last_label_numeric(a.host)))
+        /* `.0.0.1` would be an IPv4 address range in disguise, and no real TLD is numeric */
+        if (why == NULL && e->subdomains && (a.ipv6 || ends_in_number(a.host)))
             why = "a subdomain wildcard needs a domain name, not an address";
         if (why != NULL) {
             set_err(err, errlen, domains[i], why);

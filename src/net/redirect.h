@@ -17,11 +17,15 @@ struct ag_whitelist;
 /* Parse `n` whitelist entries (oauth2-proxy syntax): `foo.bar` (that host, default port only),
  * `.bar.foo` or `*.bar.foo` (bar.foo and every name below it), `host:8080` (that port only),
  * `host:*` (any port), `[::1]` / `[::1]:8080` (an IPv6 literal). Hosts are matched
- * case-insensitively; a trailing dot, userinfo, a scheme or a path is an error.
+ * case-insensitively; a trailing dot, userinfo, a scheme or a path is an error, and so is a host that a
+ * browser reads as an IPv4 address (its last label a number: `0`, `1.0x7f`, `0x7f.0.0.1`, `2130706433`)
+ * unless it is written as four decimal numbers (`127.0.0.1`), the one form that means the same to a
+ * browser and to the comparison here. A subdomain entry needs a domain name.
  * `domains` may be NULL only when n == 0 (an empty whitelist: relative targets and the self
  * host only). On success *out is a new object the caller frees with ag_whitelist_free; on error
  * *out is NULL, the result is AG_ERR_INVALID (or AG_ERR_NOMEM) and `err` (may be NULL when
- * errlen is 0; always NUL-terminated otherwise) names the bad entry. */
+ * errlen is 0; always NUL-terminated otherwise) names the option and the bad entry
+ * ("whitelist_domains: \"1.0x7f\": ..."). */
 enum ag_rc ag_whitelist_new(const char *const *domains, size_t n, struct ag_whitelist **out, char *err,
                             size_t errlen);
 
@@ -33,8 +37,9 @@ void ag_whitelist_free(struct ag_whitelist *w);
  *   one percent-decoding, dropping whitespace and resolving dot segments; the first segment must
  *   not contain `:`.
  * - Absolute targets: `http://` or `https://` (any case) with a plain host (no userinfo, no
- *   percent-encoding, no trailing dot) and an optional port 1-65535, whose host and port match a
- *   whitelist entry or `self_host`.
+ *   percent-encoding, no trailing dot, no number a browser reads as an IPv4 address other than four
+ *   decimal numbers) and an optional port 1-65535, whose host and port match a whitelist entry or
+ *   `self_host`.
  * - Always refused: NULL, "", more than AG_REDIRECT_MAX bytes, control characters, whitespace,
  *   non-ASCII bytes, `\`, `"`, `<`, `>`, `` ` ``, malformed percent-escapes, and `%00`, `%0a`,
  *   `%0d` anywhere.

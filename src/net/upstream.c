@@ -63,27 +63,32 @@ static enum ag_rc parse_local(const char *url, struct ag_upstream *u, char *err,
     return (u->file_dir || u->unix_path) && u->origin && u->authority && u->path ? AG_OK : AG_ERR_NOMEM;
 }
 
+/* Every failure goes through `done`, which frees whatever was already taken (the host of "host=URL" is
+ * copied before the URL is read): a refused upstream must not leak, also when the config check parses
+ * every --upstream once more. */
 enum ag_rc ag_upstream_parse(const char *url, struct ag_upstream *u, char *err, size_t errlen)
 {
     size_t scheme_len, auth_len;
     const char *auth, *path, *eq = strchr(url, '='), *sep = strstr(url, "://");
-    enum ag_rc rc;
+    enum ag_rc rc = AG_ERR_INVALID;
 
     memset(u, 0, sizeof(*u));
     if (eq != NULL && sep != NULL && eq < sep) {
         /* host=URL */
         if (eq == url || (size_t)(eq - url) > 253) {
             snprintf(err, errlen, "expected host=URL with a host name before the =");
-            return AG_ERR_INVALID;
+            goto done;
         }
         for (const char *p = url; p < eq; p++)
             if (!host_char((unsigned char)*p) || *p == ':' || *p == '[' || *p == ']') {
                 snprintf(err, errlen, "expected host=URL with a plain host name (no port) before the =");
-                return AG_ERR_INVALID;
+                goto done;
             }
         u->host = strndup(url, (size_t)(eq - url));
-        if (u->host == NULL)
-            return AG_ERR_NOMEM;
+        if (u->host == NULL) {
+            rc = AG_ERR_NOMEM;
+            goto done;
+        }
         for (char *p = u->host; *p; p++)
             *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
         url = eq + 1;
@@ -98,28 +103,28 @@ enum ag_rc ag_upstream_parse(const char *url, struct ag_upstream *u, char *err, 
         scheme_len = 8;
     else {
         snprintf(err, errlen, "expected http://, https://, unix://, file:// or static://CODE");
-        return AG_ERR_INVALID;
+        goto done;
     }
     auth = url + scheme_len;
     auth_len = strcspn(auth, "/?#");
     path = auth + auth_len;
     if (auth_len == 0 || auth_len > 255) {
         snprintf(err, errlen, "expected a host after the scheme");
-        return AG_ERR_INVALID;
+        goto done;
     }
     for (size_t i = 0; i < auth_len; i++)
         if (!host_char((unsigned char)auth[i])) {
             snprintf(err, errlen, "expected host[:port] without user info or unusual characters");
-            return AG_ERR_INVALID;
+            goto done;
         }
     if (strpbrk(path, "?#") != NULL) {
         snprintf(err, errlen, "expected no query or fragment (the request's own go upstream)");
-        return AG_ERR_INVALID;
+        goto done;
     }
     for (const char *p = path; *p != '\0'; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
             snprintf(err, errlen, "expected a path without spaces or control characters");
-            return AG_ERR_INVALID;
+            goto done;
         }
     u->origin = strndup(url, scheme_len + auth_len);
     u->authority = strndup(auth, auth_len);

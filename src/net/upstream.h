@@ -27,9 +27,9 @@ struct ag_upstreams {
     size_t n;
 };
 
-/* Parse one upstream into *u (owned strings). AG_ERR_INVALID with a reason in err for anything but
- * [host=]http(s)://host[:port][/path] without userinfo, query or fragment, or [host=]unix:///socket[#/path].
- */
+/* Parse one upstream into *u (owned strings; free with ag_upstream_clear). AG_ERR_INVALID with a reason in
+ * err for anything but [host=]http(s)://host[:port][/path] without userinfo, query or fragment, or
+ * [host=]unix:///socket[#/path] or [host=]file:///dir[#/path]; on any error *u holds nothing to free. */
 enum ag_rc ag_upstream_parse(const char *url, struct ag_upstream *u, char *err, size_t errlen);
 
 void ag_upstream_clear(struct ag_upstream *u);

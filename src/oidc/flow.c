@@ -22,7 +22,7 @@
 #include "util/b64.h"
 #include "util/crypto.h"
 
-#define CSRF_MAX 4096
+#define CSRF_MAX 4096 /* longest plaintext read back (what format 1 wrote at most) */
 
 /* A random value of n bytes as base64url in the arena. */
 static const char *random_text(struct ag_request *rq, size_t n)
@@ -84,16 +84,14 @@ const char *ag_flow_redirect_target(struct ag_request *rq)
     return ag_flow_redirect_allowed(rq, rd) == AG_OK ? rd : "/";
 }
 
-/* What the CSRF cookie carries from /oauth2/start to the callback. */
-struct csrf {
-    const char *state, *nonce, *verifier, *uri, *rd; /* verifier: NULL without PKCE */
-    int64_t expires_at;
-};
-
 /* The cookie's plaintext, format 2: "AGC2", then state, nonce, verifier, redirect URI and return target,
  * each as a 2-byte big-endian length and its bytes (an empty verifier: no PKCE), then the expiry as 8
- * bytes big-endian. Format 1 (a JSON object, written before 0.1) is still read. */
-#define CSRF_MAGIC "AGC2"
+ * bytes big-endian. Format 1 (a JSON object, written before 0.1) is still read.
+ * CSRF_RECORD_MAX bounds what is written: sealed and in base64url that is 3,792 bytes, so the cookie with
+ * its name and attributes stays within the 4,096 bytes a browser keeps (RFC 6265 section 6.1); a longer
+ * cookie would be dropped and the callback would find none. */
+#define CSRF_MAGIC      "AGC2"
+#define CSRF_RECORD_MAX 2816
 
 static size_t put_field(unsigned char *buf, size_t o, const char *v)
 {
@@ -105,17 +103,33 @@ static size_t put_field(unsigned char *buf, size_t o, const char *v)
     return o + 2 + n;
 }
 
-static const char *seal_csrf(struct ag_request *rq, const char *name, const struct csrf *c)
+/* The plaintext's length for these fields. */
+static size_t record_len(const char *const fields[5])
+{
+    size_t n = sizeof(CSRF_MAGIC) - 1 + 8;
+    for (size_t i = 0; i < 5; i++)
+        n += 2 + (fields[i] ? strnlen(fields[i], CSRF_RECORD_MAX) : 0);
+    return n;
+}
+
+/* A return target over AG_FLOW_RD_MAX, or one that would not leave the record room, is not kept: the user
+ * logs in and lands on "/" (the redirect check lets through up to AG_REDIRECT_MAX bytes, but the target
+ * travels in a cookie). Without it the record would outgrow its buffer and the login fail with a 500. */
+const char *ag_flow_csrf_seal(struct ag_request *rq, const char *name, const struct ag_csrf *c)
 {
     const char *fields[] = {c->state, c->nonce, c->verifier, c->uri, c->rd};
-    unsigned char buf[CSRF_MAX], sealed[CSRF_MAX + AG_SEAL_OVERHEAD];
-    size_t o = sizeof(CSRF_MAGIC) - 1, n = 0;
+    unsigned char buf[CSRF_RECORD_MAX], sealed[CSRF_RECORD_MAX + AG_SEAL_OVERHEAD];
+    size_t o = sizeof(CSRF_MAGIC) - 1, n = 0, rdlen = c->rd ? strnlen(c->rd, AG_REDIRECT_MAX + 1) : 0;
     char *out = NULL;
 
-    for (size_t i = 0; i < AG_ARRAY_LEN(fields); i++)
-        n += 2 + (fields[i] ? strlen(fields[i]) : 0);
-    if (o + n + 8 > sizeof(buf))
-        return NULL;
+    if (rdlen > AG_FLOW_RD_MAX || record_len(fields) > sizeof(buf)) {
+        ag_log_rq(AG_LOG_WARN, rq->request_id,
+                  "return target of %zu bytes not kept (at most %d): the login will return to /", rdlen,
+                  AG_FLOW_RD_MAX);
+        fields[4] = "/";
+    }
+    if (record_len(fields) > sizeof(buf))
+        return NULL; /* only a configured redirect URL of kilobytes gets here */
     memcpy(buf, CSRF_MAGIC, o);
     for (size_t i = 0; i < AG_ARRAY_LEN(fields); i++)
         o = put_field(buf, o, fields[i]);
@@ -132,7 +146,7 @@ static const char *seal_csrf(struct ag_request *rq, const char *name, const stru
 
 /* Format 2, strictly: every field present and only the verifier empty, no NUL inside one, nothing after
  * the expiry. */
-static bool read_csrf_v2(struct ag_request *rq, const unsigned char *p, size_t n, struct csrf *c)
+static bool read_csrf_v2(struct ag_request *rq, const unsigned char *p, size_t n, struct ag_csrf *c)
 {
     const char **fields[] = {&c->state, &c->nonce, &c->verifier, &c->uri, &c->rd};
     size_t o = sizeof(CSRF_MAGIC) - 1;
@@ -163,8 +177,9 @@ static bool read_csrf_v2(struct ag_request *rq, const unsigned char *p, size_t n
     return true;
 }
 
-/* Format 1: a JSON object {"s", "n", "u", "r", "e", and "v" with PKCE}. */
-static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n, struct csrf *c)
+/* Format 1: a JSON object {"s", "n", "u", "r", "e", and "v" with PKCE}, held to format 2's rules: no
+ * field empty (an empty state would match a callback's empty state), the verifier absent or not empty. */
+static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n, struct ag_csrf *c)
 {
     json_t *o = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL), *v;
     const char *keys[] = {"s", "n", "v", "u", "r"};
@@ -173,7 +188,7 @@ static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n
 
     for (size_t i = 0; ok && i < AG_ARRAY_LEN(keys); i++) {
         v = json_object_get(o, keys[i]);
-        if (json_is_string(v))
+        if (json_is_string(v) && json_string_length(v) > 0)
             *fields[i] = ag_request_strdup(rq, json_string_value(v));
         ok = *fields[i] != NULL || (v == NULL && i == 2);
     }
@@ -185,7 +200,7 @@ static bool read_csrf_v1(struct ag_request *rq, const unsigned char *p, size_t n
     return ok;
 }
 
-static bool open_csrf(struct ag_request *rq, const char *name, const char *value, struct csrf *c)
+bool ag_flow_csrf_open(struct ag_request *rq, const char *name, const char *value, struct ag_csrf *c)
 {
     size_t vlen = strlen(value), n = 0, m = 0;
     unsigned char *raw = NULL, *pt = NULL;
@@ -219,7 +234,7 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
     const struct ag_provider_meta *meta = rq->app->provider ? ag_provider_meta(rq->app->provider) : NULL;
     const char *state, *nonce, *verifier = NULL, *challenge = NULL, *uri, *name, *csrf, *location, *cookie;
     int64_t now = (int64_t)time(NULL);
-    struct csrf cs;
+    struct ag_csrf cs;
     bool pkce;
 
     if (meta == NULL)
@@ -253,7 +268,7 @@ enum ag_rc ag_flow_begin(struct ag_request *rq, const char *rd, struct ag_reply 
     cs.uri = uri;
     cs.rd = rd;
     cs.expires_at = now + cfg->cookie_csrf_expire / 1000;
-    csrf = seal_csrf(rq, name, &cs);
+    csrf = ag_flow_csrf_seal(rq, name, &cs);
     if (csrf == NULL)
         return AG_ERR_NOMEM;
     location = ag_request_printf(
@@ -401,7 +416,7 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
     const char *error = ag_request_arg(rq, "error"), *why = "ok", *name, *value;
     struct ag_token_response tr;
     struct ag_session s;
-    struct csrf csrf;
+    struct ag_csrf csrf;
     json_t *claims = NULL;
     int64_t now = (int64_t)time(NULL);
     enum ag_jwt_result jr = AG_JWT_OK;
@@ -432,7 +447,7 @@ enum ag_rc ag_flow_callback(struct ag_request *rq, struct ag_reply *reply)
         return ag_page_error(rq, reply, 403, "csrf_missing",
                              "The login cookie is missing: the login may have started in another browser or "
                              "expired. Please start again.");
-    if (!open_csrf(rq, name, value, &csrf) || strlen(csrf.state) != strlen(state) ||
+    if (!ag_flow_csrf_open(rq, name, value, &csrf) || strlen(csrf.state) != strlen(state) ||
         CRYPTO_memcmp(csrf.state, state, strlen(state)) != 0 || csrf.expires_at <= now)
         return ag_page_error(rq, reply, 403, "csrf_mismatch",
                              "The login state does not match. Please start again.");

@@ -34,4 +34,25 @@ enum ag_rc ag_flow_redirect_allowed(struct ag_request *rq, const char *target);
 enum ag_rc ag_flow_identity(const struct ag_config *cfg, json_t *claims, struct ag_session *s,
                             const char **why);
 
+/* What the CSRF cookie carries from /oauth2/start to the callback. */
+struct ag_csrf {
+    const char *state, *nonce, *verifier, *uri, *rd; /* verifier: NULL without PKCE */
+    int64_t expires_at;
+};
+
+/* Longest return target (`rd`, X-Auth-Request-Redirect, the original URL) a login keeps: it travels in
+ * the CSRF cookie, which must stay within what a browser stores. A longer one is replaced by "/". */
+#define AG_FLOW_RD_MAX 2048
+
+/* The CSRF cookie's value for c: c sealed under the cookie secret's CSRF key and bound to the cookie's
+ * `name`, as base64url in the request's arena. A return target over AG_FLOW_RD_MAX is written as "/"
+ * (and logged); the value then fits a browser cookie (at most 3,792 bytes). NULL only on ENOMEM or when
+ * the other fields alone (a configured redirect URL of kilobytes) do not fit. (Exported for the unit tests
+ * and the fuzz targets; the flow is its only caller.) */
+const char *ag_flow_csrf_seal(struct ag_request *rq, const char *name, const struct ag_csrf *c);
+
+/* Open a CSRF cookie `value` made for `name`: true with *c filled (strings in the arena), false for
+ * anything that does not authenticate or parse (*c is then zeroed). */
+bool ag_flow_csrf_open(struct ag_request *rq, const char *name, const char *value, struct ag_csrf *c);
+
 #endif

@@ -325,6 +325,10 @@ START_TEST(parse_duration_good)
         {"0.5s", 500},
         {".5s", 500},
         {"2562047h", 2562047LL * 3600000},
+        /* the largest duration, INT64_MAX ns, in several spellings */
+        {"9223372036854775807ns", 9223372036854LL},
+        {"9223372036854775.807us", 9223372036854LL},
+        {"2562047h47m16.854775807s", 9223372036854LL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t ms = -1;
@@ -359,6 +363,12 @@ START_TEST(parse_duration_bad)
         "9223372036854775807h",
         "99999999999999999999s",
         "1h\n",
+        /* one nanosecond past INT64_MAX, reached through a fraction (tests/fuzz/fuzz_duration: the sum was
+         * checked in doubles, which round both sides, and the addition overflowed) */
+        "9223372036854775.9us",
+        "9223372036854775.808us",
+        "2562047h47m16.854775808s",
+        "9223372036854775807ns1ns",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t ms = 42;

@@ -159,6 +159,136 @@ START_TEST(long_lines_stay_one_line)
 }
 END_TEST
 
+/* Every byte of a JSON line's values that is not well-formed UTF-8 must be replaced, so the line is valid
+ * UTF-8 and valid JSON whatever the client sent. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i], lo = 0x80, hi = 0xbf;
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            k = 1;
+        else if (c >= 0xe0 && c <= 0xef)
+            k = 2;
+        else if (c >= 0xf0 && c <= 0xf4)
+            k = 3;
+        else
+            return false;
+        if (i + k >= n)
+            return false;
+        lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : lo;
+        hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : hi;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* One JSON line, checked: valid UTF-8, a JSON object, at most 8 KiB. Caller decrefs. */
+static json_t *one_json_line(void)
+{
+    const char *s = drain();
+    size_t n = strlen(s);
+    json_error_t e;
+    json_t *j;
+
+    ck_assert_int_eq(count_lines(s), 1);
+    ck_assert_uint_le(n, 8192);
+    ck_assert_msg(utf8_valid((const unsigned char *)s, n - 1), "not UTF-8: %s", s);
+    j = json_loadb(s, n - 1, 0, &e);
+    ck_assert_msg(json_is_object(j), "invalid JSON (%s): %.300s", e.text, s);
+    return j;
+}
+
+/* Found by tests/fuzz/fuzz_log: overlong forms, UTF-16 surrogates and code points above U+10FFFF passed
+ * into JSON lines as they were (jansson, and any strict reader, refuses the line). */
+START_TEST(json_invalid_utf8_replaced)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\xc0\xaf-", "a\xef\xbf\xbd\xef\xbf\xbd-"},                             /* overlong '/' */
+        {"\xe0\x80\xaf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong, 3 bytes */
+        {"\xf0\x80\x80\xaf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* overlong, 4 bytes */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},                 /* U+D800, a surrogate */
+        {"\xed\xbf\xbf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},                 /* U+DFFF */
+        {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* U+110000 */
+        {"\xf5\x80\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xe2\x82", "\xef\xbf\xbd\xef\xbf\xbd"}, /* cut short by the end */
+        /* well-formed text stays as it is, at the edges of each range */
+        {"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
+         "\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j;
+        open_log(AG_LOG_FORMAT_JSON);
+        ag_log_auth("::1", NULL, cases[i].in, "AuthFailure", "x");
+        j = one_json_line();
+        ck_assert_msg(strcmp(json_string_value(json_object_get(j, "user")), cases[i].out) == 0, "case %zu",
+                      i);
+        json_decref(j);
+    }
+}
+END_TEST
+
+/* Found by tests/fuzz/fuzz_log: a long value (here a path whose bytes all need escaping) filled the line,
+ * which was cut and ended in "..." wherever the cut fell: not JSON any more. */
+START_TEST(json_long_values_stay_valid)
+{
+    static char ctl[2048], big[20000], utf[6000];
+    memset(ctl, '\x01', sizeof(ctl) - 1); /* 6 bytes each once escaped */
+    memset(big, '"', sizeof(big) - 1);    /* 2 bytes each */
+    for (size_t i = 0; i + 3 < sizeof(utf); i += 3)
+        memcpy(utf + i, "\xe2\x82\xac", 3); /* never cut inside a character */
+    struct ag_log_request r = {.client = "::1",
+                               .method = "GET",
+                               .uri = ctl,
+                               .user_agent = big,
+                               .host = utf,
+                               .status = 200,
+                               .size = 7};
+    json_t *j;
+    const char *v;
+
+    open_log(AG_LOG_FORMAT_JSON);
+    ag_log_request(&r);
+    j = one_json_line();
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "size")), 7);
+    ck_assert_ptr_nonnull(json_object_get(j, "user_agent"));
+    v = json_string_value(json_object_get(j, "uri"));
+    ck_assert_ptr_nonnull(v);
+    /* the path keeps its 4 KiB of the line (682 escaped bytes) whatever came before it, then "..." */
+    ck_assert_uint_ge(strlen(v), 600);
+    ck_assert_str_eq(v + strlen(v) - 3, "...");
+    ck_assert_uint_eq(strspn(v, "\x01"), strlen(v) - 3);
+    json_decref(j);
+
+    open_log(AG_LOG_FORMAT_JSON);
+    ag_log_rq(AG_LOG_WARN, "rid-1", "refused %s", big);
+    j = one_json_line();
+    ck_assert_str_eq(json_string_value(json_object_get(j, "request_id")), "rid-1");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "warning");
+    json_decref(j);
+
+    open_log(AG_LOG_FORMAT_JSON);
+    ag_log_auth(utf, big, ctl, "AuthFailure", big);
+    j = one_json_line();
+    ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "AuthFailure");
+    json_decref(j);
+}
+END_TEST
+
 START_TEST(redaction)
 {
     char buf[256];
@@ -176,6 +306,36 @@ START_TEST(redaction)
     ck_assert_str_eq(buf, "/p?code=");
     ag_log_redact_uri(NULL, buf, sizeof(buf));
     ck_assert_str_eq(buf, "");
+}
+END_TEST
+
+/* Item 12 of issue 11: names are compared after percent-decoding them once, as the application behind
+ * reads them, and without regard to case (a value hidden too many is never a leak). */
+START_TEST(redaction_decodes_names)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"/cb?c%6fde=S1", "/cb?c%6fde=REDACTED"},
+        {"/cb?%63ode=S1&%73tate=S2", "/cb?%63ode=REDACTED&%73tate=REDACTED"},
+        {"/cb?%43%4F%44%45=S1", "/cb?%43%4F%44%45=REDACTED"},
+        {"/cb?CODE=S1;Code=S2", "/cb?CODE=REDACTED;Code=REDACTED"},
+        {"/p?access%5Ftoken=T&id%5ftoken=T&REFRESH_TOKEN=T",
+         "/p?access%5Ftoken=REDACTED&id%5ftoken=REDACTED&REFRESH_TOKEN=REDACTED"},
+        {"/p?client%5fsecret=X&pass%77ord=X&%73ession=X&tok%65n=X",
+         "/p?client%5fsecret=REDACTED&pass%77ord=REDACTED&%73ession=REDACTED&tok%65n=REDACTED"},
+        /* decoded once only, as a server does: %2563 is "%63", not "c" */
+        {"/p?%2563ode=keep", "/p?%2563ode=keep"},
+        /* malformed escapes and near misses stay */
+        {"/p?c%6=keep&c%zzode=keep&cod%65x=keep&%63od=keep",
+         "/p?c%6=keep&c%zzode=keep&cod%65x=keep&%63od=keep"},
+        {"/p?%63ode", "/p?%63ode"},
+    };
+    char buf[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ag_log_redact_uri(cases[i].in, buf, sizeof(buf));
+        ck_assert_str_eq(buf, cases[i].out);
+    }
 }
 END_TEST
 
@@ -218,7 +378,10 @@ int main(void)
     tcase_add_test(tc, client_data_cannot_forge_lines);
     tcase_add_test(tc, json_is_valid_for_any_input);
     tcase_add_test(tc, long_lines_stay_one_line);
+    tcase_add_test(tc, json_invalid_utf8_replaced);
+    tcase_add_test(tc, json_long_values_stay_valid);
     tcase_add_test(tc, redaction);
+    tcase_add_test(tc, redaction_decodes_names);
     tcase_add_test(tc, request_log_redacts);
     tcase_add_test(tc, kinds_can_be_turned_off);
     suite_add_tcase(s, tc);

@@ -439,7 +439,8 @@ START_TEST(whitelist_syntax)
         ck_assert_msg(ag_whitelist_new(&bad[i], 1, &w, err, sizeof(err)) == AG_ERR_INVALID, "accepted %s",
                       bad[i]);
         ck_assert_ptr_null(w);
-        ck_assert_msg(strstr(err, "whitelist domain") != NULL, "error \"%s\" does not say what", err);
+        ck_assert_msg(strncmp(err, "whitelist_domains: ", 19) == 0, "error \"%s\" does not name the key",
+                      err);
     }
     /* the error names the bad entry, even among good ones */
     {
@@ -472,6 +473,57 @@ START_TEST(whitelist_syntax)
         ck_assert_int_eq(ag_whitelist_new(&p, 1, &w, err, sizeof(err)), AG_ERR_INVALID);
         long_entry[63] = '\0';
         ck_assert_int_eq(ag_whitelist_new(&p, 1, &w, err, sizeof(err)), AG_OK);
+        ag_whitelist_free(w);
+    }
+}
+END_TEST
+
+/* Found by tests/fuzz/fuzz_redirect: a whitelist entry whose host a browser reads as an IPv4 address
+ * (its last label a number) was compared as text, so the check and the browser disagreed about where a
+ * target goes: `.0x7f` let http://10.0.0.0x7f/ through to 10.0.0.127, `127.0.0.10.0.1` is no host to a
+ * browser at all. Such entries are refused at startup, naming the option; only four decimal numbers
+ * (the form that reads the same both ways) are an address entry. Targets follow the same rule. */
+START_TEST(whitelist_numbers_refused)
+{
+    static const char *const bad[] = {
+        "0",           "1.0x7f",     "0x7f.1",      "0x7f.0.0.1", "2130706433",     "127.1",
+        "0177.0.0.1",  "127.0.0.01", "127.0.0.256", "1.2.3.4.5",  "127.0.0.10.0.1", "example.0x10",
+        "example.123", "0X7F.1",     "0x",          "a.0x",       "0xff:8080",      ".0x7f",
+        "*.0x7f:*",    ".1.2.3.4",   "*.10.0.0.1"};
+    static const char *const good[] = {"127.0.0.1", "10.0.0.255:8080", "0.0.0.0:*", "0x7f.example.com",
+                                       "1a",        "a1.b2",           "0xg",       "x.0x7f1g"};
+    for (size_t i = 0; i < AG_ARRAY_LEN(bad); i++) {
+        struct ag_whitelist *w = NULL;
+        ck_assert_msg(ag_whitelist_new(&bad[i], 1, &w, err, sizeof(err)) == AG_ERR_INVALID, "accepted %s",
+                      bad[i]);
+        ck_assert_ptr_null(w);
+        ck_assert_msg(strncmp(err, "whitelist_domains: ", 19) == 0 && strstr(err, bad[i]) != NULL,
+                      "error \"%s\" names neither the option nor the entry", err);
+    }
+    for (size_t i = 0; i < AG_ARRAY_LEN(good); i++) {
+        struct ag_whitelist *w = NULL;
+        ck_assert_msg(ag_whitelist_new(&good[i], 1, &w, err, sizeof(err)) == AG_OK, "refused %s: %s", good[i],
+                      err);
+        ag_whitelist_free(w);
+    }
+    {
+        const char *entries[] = {"127.0.0.1", ".example.com"};
+        static const char *const refused[] = {
+            "http://0x7f.0.0.1/",        "http://2130706433/",  "http://127.1/",
+            "http://0177.0.0.1/",        "http://127.000.0.1/", "http://0/",
+            "http://a.example.com.0x1/", "https://1.2.3.0x7f/"};
+        static const char *const allowed[] = {"http://127.0.0.1/", "https://1.example.com/",
+                                              "http://0x7f.example.com/"};
+        struct ag_whitelist *w = NULL;
+        ck_assert_int_eq(ag_whitelist_new(entries, 2, &w, err, sizeof(err)), AG_OK);
+        for (size_t i = 0; i < AG_ARRAY_LEN(refused); i++)
+            ck_assert_msg(ag_redirect_check(w, refused[i], NULL, NULL) == AG_ERR_INVALID, "accepted %s",
+                          refused[i]);
+        for (size_t i = 0; i < AG_ARRAY_LEN(allowed); i++)
+            ck_assert_msg(ag_redirect_check(w, allowed[i], NULL, NULL) == AG_OK, "refused %s", allowed[i]);
+        /* a Host header spelled as a number is not this request's host either */
+        ck_assert_int_eq(ag_redirect_check(w, "http://0x7f.1/", "0x7f.1", NULL), AG_ERR_INVALID);
+        ck_assert_int_eq(ag_redirect_check(w, "http://127.0.0.2:4180/", "127.0.0.2:4180", NULL), AG_OK);
         ag_whitelist_free(w);
     }
 }
@@ -668,6 +720,7 @@ int main(void)
     tcase_add_test(tc, why_never_echoes_target);
     tcase_add_test(tc, whitelist_syntax);
     tcase_add_test(tc, whitelist_v6_and_ports);
+    tcase_add_test(tc, whitelist_numbers_refused);
     tcase_add_test(tc, random_bytes);
     tcase_add_test(tc, random_tokens);
     suite_add_tcase(s, tc);

@@ -74,6 +74,30 @@ START_TEST(parse)
 }
 END_TEST
 
+/* Found by tests/fuzz/fuzz_upstream (LeakSanitizer): a refused "host=URL" kept its copy of the host. A
+ * refused upstream must leave nothing to free, whichever check refused it. */
+START_TEST(refused_host_prefix_leaves_nothing)
+{
+    static const char *const bad[] = {
+        "app.example=ftp://x/",        "app.example=http://",     "app.example=http://u:p@x/",
+        "app.example=http://x/?q",     "app.example=http://x/#f", "app.example=http://x/a b",
+        "app.example=unix://rel.sock", "app.example=unix:///s#x", "app.example=file:///srv#static/",
+        "App.Example=static://200"};
+    struct ag_upstream u;
+    char err[160];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        ck_assert_msg(ag_upstream_parse(bad[i], &u, err, sizeof(err)) == AG_ERR_INVALID, "accepted %s",
+                      bad[i]);
+        ck_assert_msg(err[0] != '\0', "%s: no reason", bad[i]);
+        ck_assert_msg(u.host == NULL && u.unix_path == NULL && u.file_dir == NULL && u.origin == NULL &&
+                          u.authority == NULL && u.path == NULL,
+                      "%s: refused, but something is left to free (host %p)", bad[i], (void *)u.host);
+    }
+}
+END_TEST
+
 START_TEST(routing)
 {
     const char *urls[] = {
@@ -156,6 +180,7 @@ int main(void)
     Suite *s = suite_create("upstream");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, parse);
+    tcase_add_test(tc, refused_host_prefix_leaves_nothing);
     tcase_add_test(tc, routing);
     tcase_add_test(tc, files);
     suite_add_tcase(s, tc);
