@@ -52,11 +52,10 @@ bool ag_cookie_is_ours(const struct ag_cookie_pair *pair, const char *ours, bool
         return true;
     if (!hidden)
         return false;
-    /* what a server that splits on commas too would find: every piece after a comma, trimmed */
+    /* what a server that splits on commas too would find: every comma-separated piece, trimmed */
     const char *end = pair->text + pair->text_len;
-    for (const char *c = memchr(pair->text, ',', pair->text_len); c != NULL;
-         c = memchr(c + 1, ',', (size_t)(end - c - 1))) {
-        const char *p = c + 1, *ne;
+    for (const char *p = pair->text; p != NULL && p < end;) {
+        const char *ne, *comma = memchr(p, ',', (size_t)(end - p));
         while (p < end && ows(*p))
             p++;
         ne = p;
@@ -66,6 +65,7 @@ bool ag_cookie_is_ours(const struct ag_cookie_pair *pair, const char *ours, bool
             ne--;
         if (ours_named(p, (size_t)(ne - p), ours))
             return true;
+        p = comma != NULL ? comma + 1 : NULL;
     }
     return false;
 }

@@ -78,6 +78,9 @@ START_TEST(ours_and_hidden)
     ck_assert(!ours("a=1,2,3", true));
     ck_assert(!ours("a=1,_oauth2_proxyx=2", true));
     ck_assert(!ours("a=1,", true));
+    ck_assert(ours("_oauth2_proxy,\t_x", true)); /* before the comma too (found by fuzz_cookie) */
+    ck_assert(ours("_oauth2_proxy ,x=1", true));
+    ck_assert(!ours("_oauth2_proxy,x=1", false));
 }
 END_TEST
 
