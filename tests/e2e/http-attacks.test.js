@@ -868,7 +868,9 @@ test('coverage map: every class of ATTACKS.md and issue 11 has a row in tests/e2
     if (m) rows.set(m[1], m[3].trim());
   }
   const root = path.resolve(path.dirname(sourceFile('tests/e2e/README.md')), '../..');
-  const dirOf = (file) => (file.endsWith('.test.js') ? 'tests/e2e' : file.endsWith('.c') ? 'tests/unit' : 'tests/integration');
+  const dirOf = (file) => (file.endsWith('.test.js') ? 'tests/e2e' : file.startsWith('fuzz_') ? 'tests/fuzz'
+    : file.endsWith('.c') ? 'tests/unit' : 'tests/integration');
+  const isUnit = (file) => file.endsWith('.c') && !file.startsWith('fuzz_');
   const text = new Map();
   const read = (file) => {
     if (!text.has(file)) {
@@ -883,13 +885,14 @@ test('coverage map: every class of ATTACKS.md and issue 11 has a row in tests/e2
     if (!cell) { problems.push(`${id}: no row`); continue; }
     if (/^not covered: \S/.test(cell)) continue;
     // `file: name`: a test titled so in tests/e2e/file (a part of the title is enough), a
-    // START_TEST(name) in tests/unit/file.c, or an assertion message in tests/integration/file.sh
+    // START_TEST(name) in tests/unit/file.c, an oracle's text in tests/fuzz/fuzz_x.c, or an assertion
+    // message in tests/integration/file.sh
     const names = [...cell.matchAll(/`([\w.-]+\.(?:test\.js|c|sh)): ([^`]+)`/g)];
     if (!names.length) problems.push(`${id}: neither a \`file: test\` nor "not covered: why" (${cell.slice(0, 80)})`);
     for (const [, file, name] of names) {
       const t = read(file);
       if (t === undefined) problems.push(`${id}: ${dirOf(file)}/${file} does not exist`);
-      else if (!(file.endsWith('.c') ? t.includes(`START_TEST(${name})`) : t.includes(name))) problems.push(`${id}: ${file} has no test ${JSON.stringify(name)}`);
+      else if (!(isUnit(file) ? t.includes(`START_TEST(${name})`) : t.includes(name))) problems.push(`${id}: ${file} has no test ${JSON.stringify(name)}`);
     }
   }
   const md = findAttacksMd();
