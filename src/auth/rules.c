@@ -44,6 +44,111 @@ static bool method_fits(const struct rule *ru, bool strict, const char *method)
     return strict ? strcasecmp(ru->method, method) == 0 : strcmp(ru->method, method) == 0;
 }
 
+/* What glibc's regcomp() can compile in bounded time and memory. Its cost grows exponentially with
+ * repetition applied to repetition (`a++`, `((a+)*)+`, `a{2}{2}`: 24 stacked '+' take 4 GB) and with the
+ * product of counted repetitions it copies out (`((a{255}){255}){255}`), so a typo in a route would hang
+ * startup. Route patterns need little of either. */
+#define REGEX_MAX_BYTES  1024
+#define REGEX_MAX_DEPTH  4    /* repetitions nested in repetitions */
+#define REGEX_MAX_COPIES 1000 /* product of the counts of nested {m,n} */
+
+struct atom {
+    unsigned depth;  /* repetitions nested in it */
+    unsigned copies; /* how many times its deepest part is copied out */
+};
+
+static void widest(struct atom *a, struct atom b)
+{
+    if (b.depth > a->depth)
+        a->depth = b.depth;
+    if (b.copies > a->copies)
+        a->copies = b.copies;
+}
+
+/* Why the POSIX extended regex re is refused for its cost, or NULL. A light reading: escapes, bracket
+ * expressions, groups and the repetitions applied to each atom; regcomp() still judges the syntax. */
+static const char *regex_too_costly(const char *re)
+{
+    struct atom stack[32], cur = {0, 1}, last = {0, 1}; /* cur: the group being read; last: its last atom */
+    size_t top = 0;
+
+    if (strlen(re) > REGEX_MAX_BYTES)
+        return "the regex is longer than 1024 bytes";
+    for (const char *p = re; *p != '\0'; p++) {
+        unsigned count = 0;
+        switch (*p) {
+        case '\\':
+            last = (struct atom){0, 1};
+            if (p[1] != '\0')
+                p++;
+            break;
+        case '[': /* a bracket expression: ']' right after '[' or "[^" is a member, [:x:] [.x.] [=x=] too */
+            p += p[1] == '^' ? 2 : 1;
+            if (*p == ']')
+                p++;
+            while (*p != '\0' && *p != ']') {
+                if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+                    const char *close = strchr(p + 2, p[1]);
+                    p = close != NULL && close[1] == ']' ? close + 1 : p;
+                }
+                p++;
+            }
+            if (*p == '\0')
+                p--;
+            last = (struct atom){0, 1};
+            break;
+        case '(':
+            if (top == AG_ARRAY_LEN(stack))
+                return "the regex nests groups too deeply";
+            stack[top++] = cur;
+            cur = (struct atom){0, 1};
+            last = cur;
+            break;
+        case ')':
+            if (top == 0)
+                break; /* regcomp() says what is wrong */
+            last = cur;
+            cur = stack[--top];
+            widest(&cur, last);
+            break;
+        case '*':
+        case '+':
+        case '?':
+        case '{':
+            if (*p == '{') {
+                unsigned lo = 0, hi = 0;
+                const char *q = p + 1;
+                for (; *q >= '0' && *q <= '9' && lo <= REGEX_MAX_COPIES; q++)
+                    lo = lo * 10 + (unsigned)(*q - '0');
+                hi = lo;
+                if (*q == ',') {
+                    hi = 0;
+                    for (q++; *q >= '0' && *q <= '9' && hi <= REGEX_MAX_COPIES; q++)
+                        hi = hi * 10 + (unsigned)(*q - '0');
+                    if (hi < lo)
+                        hi = lo; /* {m,} */
+                }
+                if (*q != '}')
+                    break; /* not a bound: regcomp() decides */
+                count = hi > 0 ? hi : 1;
+                p = q;
+            }
+            last.depth++;
+            if (count > REGEX_MAX_COPIES || last.copies * (count ? count : 1) > REGEX_MAX_COPIES)
+                return "the regex repeats a part more than 1000 times";
+            last.copies *= count ? count : 1;
+            if (last.depth > REGEX_MAX_DEPTH)
+                return "the regex nests repetition more than 4 deep (like a++ or ((a+)*)+)";
+            widest(&cur, last);
+            break;
+        default:
+            last = (struct atom){0, 1};
+            break;
+        }
+    }
+    return NULL;
+}
+
 /* Compile rule text s into ru (zeroed by the caller); a scope rule (payload) is strict. On AG_ERR_INVALID
  * msg says why. */
 static enum ag_rc rule_compile(struct rule *ru, const char *s, bool payload, char *msg, size_t msglen)
@@ -76,6 +181,14 @@ static enum ag_rc rule_compile(struct rule *ru, const char *s, bool payload, cha
             return AG_ERR_NOMEM;
         }
         re = own;
+    }
+    const char *costly = regex_too_costly(re);
+    if (costly != NULL) {
+        snprintf(msg, msglen, "%s", costly);
+        free(own);
+        free(ru->payload);
+        ru->payload = NULL;
+        return AG_ERR_INVALID;
     }
     e = regcomp(&ru->re, re, REG_EXTENDED | REG_NOSUB | (payload != ru->negate ? REG_ICASE : 0));
     free(own);

@@ -130,13 +130,41 @@ END_TEST
 
 START_TEST(bad_rules)
 {
-    static const char *const bad[] = {"^/a(", "GET=[z-a]"};
+    static const char *const bad[] = {
+        "^/a(",
+        "GET=[z-a]",
+        /* what glibc's regcomp() needs exponential time or memory for (found by fuzz_toml) */
+        "^/a++++++++++++++++++++++",
+        "^/a{2}{2}{2}{2}{2}",
+        "((((a+)+)+)+)+",
+        "((a{20}){20}){20}",
+        "a{1001}",
+        "((((a*)?)+){1,3})*",
+    };
     struct ag_rules *r = NULL;
     char err[256];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ck_assert_int_eq(ag_rules_new(&bad[i], 1, &r, err, sizeof(err)), AG_ERR_INVALID);
         ck_assert_ptr_null(r);
         ck_assert_ptr_nonnull(strstr(err, "rule 1"));
+    }
+    char long_re[1100];
+    memset(long_re, 'a', sizeof(long_re) - 1);
+    long_re[sizeof(long_re) - 1] = '\0';
+    const char *lr = long_re;
+    ck_assert_int_eq(ag_rules_new(&lr, 1, &r, err, sizeof(err)), AG_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "longer than 1024"));
+    /* what routes need still compiles */
+    static const char *const good[] = {"^/api/(v[0-9]+/)?users/.*$",
+                                       "^/(a|b)*(c|d)+[x]{1,5}$",
+                                       "^/a{2}{2}",
+                                       "((a+)*)+",
+                                       "^/[]a(+*{]+/\\(x\\)+$",
+                                       "^/x{255}",
+                                       "^/[[:alpha:]]+(/[^/]+)*$"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        ck_assert_msg(ag_rules_new(&good[i], 1, &r, err, sizeof(err)) == AG_OK, "%s: %s", good[i], err);
+        ag_rules_free(r);
     }
 }
 END_TEST
