@@ -85,8 +85,7 @@ void ag_response_error(const struct ag_request *rq, enum ag_rc rc, struct ag_rep
         out->content_type = "application/json";
 }
 
-/* Whether reply carries header `name`. */
-static bool has_header(const struct ag_reply *reply, const char *name)
+bool ag_reply_has_header(const struct ag_reply *reply, const char *name)
 {
     for (size_t i = 0; i < reply->nheaders; i++)
         if (strcasecmp(reply->headers[i].name, name) == 0)
@@ -123,7 +122,7 @@ enum MHD_Result ag_response_send(struct ag_request *rq, const struct ag_reply *r
          * where Envoy asks about /ping or /robots.txt and forwards them to the app. */
         if (rq->via_check)
             status = 203;
-        if (rq->app->strip.all != NULL && !has_header(reply, "X-Envoy-Auth-Headers-To-Remove"))
+        if (rq->app->strip.all != NULL && !ag_reply_has_header(reply, "X-Envoy-Auth-Headers-To-Remove"))
             MHD_add_response_header(resp, "X-Envoy-Auth-Headers-To-Remove", rq->app->strip.all);
     }
     if (reply->close || atomic_load(&rq->app->draining))

@@ -31,6 +31,9 @@ void ag_reply_text(struct ag_reply *out, unsigned status, const char *body);
 /* Add a header; returns AG_ERR_TOO_LARGE when the reply has no room left. */
 enum ag_rc ag_reply_header(struct ag_reply *out, const char *name, const char *value);
 
+/* Whether reply already carries header `name` (any case). */
+bool ag_reply_has_header(const struct ag_reply *reply, const char *name);
+
 /* The HTTP status for a result code: INVALID 400, UNAUTHENTICATED 401, DENIED 403, NOT_FOUND 404,
  * TOO_LARGE 413, UNAVAILABLE 503, anything else 500. */
 unsigned ag_response_status(enum ag_rc rc);

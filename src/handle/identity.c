@@ -56,15 +56,6 @@ const char *ag_identity_groups(struct ag_request *rq, const struct ag_session *s
     return groups;
 }
 
-/* Whether reply already carries header `name`. */
-static bool has_header(const struct ag_reply *reply, const char *name)
-{
-    for (size_t i = 0; i < reply->nheaders; i++)
-        if (strcasecmp(reply->headers[i].name, name) == 0)
-            return true;
-    return false;
-}
-
 /* The identity headers apps are configured to trust, as bases for every spelling. */
 static const char *const identity_bases[] = {
     "x-auth-request-user",
@@ -193,19 +184,22 @@ enum ag_rc ag_identity_headers(struct ag_request *rq, const struct ag_session *s
      * through headersToUpstreamOnAllow), in x-envoy-auth-headers-to-remove. (nginx and Caddy set or
      * drop exactly the headers their config copies.) */
     const struct ag_identity_strip *st = &rq->app->strip;
+    bool set[AG_ARRAY_LEN(identity_bases) + AG_MAX_CLAIM_HEADERS] = {false};
     size_t len = st->spelled_len, o = len;
     char *list = NULL;
-    for (size_t i = 0; i < st->nplain; i++)
-        if (!has_header(reply, st->plain[i]))
+    for (size_t i = 0; i < st->nplain && i < AG_ARRAY_LEN(set); i++) {
+        set[i] = ag_reply_has_header(reply, st->plain[i]);
+        if (!set[i])
             len += strlen(st->plain[i]) + 2;
+    }
     if (len == o)
         return ag_reply_header(reply, "X-Envoy-Auth-Headers-To-Remove", st->spelled);
     list = ag_request_alloc(rq, len + 1);
     if (list == NULL)
         return AG_ERR_NOMEM;
     memcpy(list, st->spelled, o);
-    for (size_t i = 0; i < st->nplain; i++) {
-        if (has_header(reply, st->plain[i]))
+    for (size_t i = 0; i < st->nplain && i < AG_ARRAY_LEN(set); i++) {
+        if (set[i])
             continue;
         size_t l = strlen(st->plain[i]);
         if (o > 0) {
