@@ -67,7 +67,10 @@ static enum ag_rc parse_upstreams(struct ag_app *app, const struct ag_config *cf
         }
         app->upstreams.n++;
     }
-    return app->upstreams.n > 0 ? ag_proxy_shared_new(&app->proxy) : AG_OK;
+    if (app->upstreams.n == 0)
+        return AG_OK;
+    struct ag_proxy_conf pc = {0, (unsigned)cfg->upstream_max_connections, (unsigned)app->upstreams.n};
+    return ag_proxy_shared_new(&pc, &app->proxy);
 }
 
 /* --extra-jwt-issuers=issuer=audience: each a provider of its own (discovery, JWKS), used only to

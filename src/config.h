@@ -149,6 +149,7 @@ struct ag_config {
     bool proxy_websockets;
     int64_t flush_interval;
     int64_t upstream_timeout;
+    int64_t upstream_max_connections;
     bool ssl_upstream_insecure_skip_verify;
 
     /* Headers */

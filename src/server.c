@@ -13,7 +13,6 @@
 
 #include "guard.h"
 #include "handle/proxy.h"
-#include "handle/tunnel.h"
 #include "log.h"
 #include "net/addr.h"
 #include "net/head.h"
@@ -198,9 +197,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_YES; /* refused early: the rest of the body is dropped */
         if (*upload_data_size == 0)
             return ag_proxy_finish(rq);
-        rq->body_bytes += *upload_data_size;
-        enum MHD_Result r = ag_proxy_body(rq, upload_data, *upload_data_size);
-        *upload_data_size = 0;
+        size_t offered = *upload_data_size;
+        enum MHD_Result r = ag_proxy_body(rq, upload_data, upload_data_size);
+        rq->body_bytes += offered - *upload_data_size;
         return r;
     }
     if (*upload_data_size != 0) {
@@ -332,14 +331,9 @@ enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err
     }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (app->upstreams.n > 0) {
-        /* Reverse proxy: a thread per connection, so a request can wait for its upstream while the
-         * body streams (handle/proxy.c). The pool's size option does not apply. */
-        flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-                MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
-        for (size_t i = 0; i < AG_ARRAY_LEN(opts); i++)
-            if (opts[i].option == MHD_OPTION_THREAD_POOL_SIZE)
-                opts[i].option = MHD_OPTION_END;
-        workers = 0;
+        /* Reverse proxy: a connection waiting for its upstream is suspended (handle/proxy.c), and an
+         * upgraded one is handed to the proxy's event loops. */
+        flags |= MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
     }
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (s->mhd == NULL) {
@@ -348,9 +342,11 @@ enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err
         goto out;
     }
     s->listen_fd = -1; /* libmicrohttpd owns and closes it now (or hands it back when quiesced) */
-    if (workers == 0)
-        ag_log_info("proxying to %zu upstream%s, a thread per connection, up to %lld connections",
-                    app->upstreams.n, app->upstreams.n == 1 ? "" : "s", (long long)cfg->max_connections);
+    if (app->upstreams.n > 0)
+        ag_log_info("proxying to %zu upstream%s with %u worker thread%s and the event loops, up to %lld "
+                    "connections",
+                    app->upstreams.n, app->upstreams.n == 1 ? "" : "s", workers, workers == 1 ? "" : "s",
+                    (long long)cfg->max_connections);
     else
         ag_log_info("serving with %u worker thread%s, up to %lld connections", workers,
                     workers == 1 ? "" : "s", (long long)cfg->max_connections);
@@ -373,6 +369,7 @@ unsigned ag_server_drain(struct ag_server *s, int64_t timeout_ms)
     MHD_socket lfd;
 
     atomic_store(&s->app->draining, true);
+    ag_proxy_drain(s->app->proxy); /* WebSocket tunnels close now; transfers finish */
     lfd = MHD_quiesce_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) {
         close(lfd); /* new connections are now refused, not left waiting in the backlog */
@@ -396,7 +393,8 @@ void ag_server_free(struct ag_server *s)
     if (s == NULL)
         return;
     if (s->mhd != NULL) {
-        ag_tunnel_stop_all(); /* WebSocket tunnels hold connection threads the daemon joins */
+        /* transfers and tunnels end first: the daemon must not hold suspended connections when it stops */
+        ag_proxy_stop(s->app->proxy);
         MHD_stop_daemon(s->mhd);
     }
     ag_guard_free(s->guard); /* after the daemon: every connection has been reported closed */

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Reverse proxy: one libcurl transfer per request on its own thread, fed and drained through two
- * bounded buffers under one mutex. */
+ * Reverse proxy on the event loops of net/loop.h: the connection's worker decides and builds the
+ * transfer, a loop runs it in its curl multi handle, and the two meet in two bounded buffers under the
+ * transfer's lock. Whoever waits for the other parks: the worker suspends its connection (libmicrohttpd
+ * stops watching it), the loop pauses the curl transfer; whoever makes progress wakes the other. */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "handle/files.h"
 #include "handle/handlers.h"
@@ -17,30 +19,31 @@
 #include "handle/tunnel.h"
 #include "log.h"
 #include "net/cookie.h"
+#include "net/loop.h"
 #include "router.h"
 
 #define RING_BYTES        (64 * 1024) /* each direction: what one request may hold in memory */
+#define WAKE_ROOM         (16 * 1024) /* a paused download resumes once this much is free (> one write) */
+#define READER_BLOCK      (32 * 1024) /* libmicrohttpd's send buffer for a streamed answer */
 #define MAX_RESP_HEADERS  128
 #define MAX_RESP_HDR_SIZE (64 * 1024)
 
 struct ag_proxy_shared {
-    CURLSH *share;
-    pthread_mutex_t lock[CURL_LOCK_DATA_LAST];
-    pthread_mutex_t mu; /* guards running */
-    pthread_cond_t idle;
-    unsigned running; /* transfer threads alive: freeing waits for them */
+    struct ag_loops *loops;
 };
 
-/* A bounded byte queue. */
+/* A bounded byte queue; its buffer is allocated on first use (most requests have no body). */
 struct ring {
-    unsigned char buf[RING_BYTES];
+    char *buf;
     size_t head, len;
 };
 
-/* Append as much of data[0..len) as fits; returns how much did. */
+/* Append as much of data[0..len) as fits; returns how much did (0 when the buffer cannot be had). */
 static size_t ring_put(struct ring *r, const char *data, size_t len)
 {
     size_t n = 0;
+    if (r->buf == NULL && len > 0 && (r->buf = malloc(RING_BYTES)) == NULL)
+        return 0;
     while (n < len && r->len < RING_BYTES) {
         size_t tail = (r->head + r->len) % RING_BYTES, chunk = RING_BYTES - tail;
         if (chunk > RING_BYTES - r->len)
@@ -69,30 +72,42 @@ static size_t ring_take(struct ring *r, char *buf, size_t max)
         r->len -= chunk;
         n += chunk;
     }
+    if (r->len == 0)
+        r->head = 0;
     return n;
 }
 
+/* One proxied request. Three parties hold references: the request (until it completes), the transfer
+ * (while its loop runs it), and each task queued on the loop; the last to let go frees it. Fields under
+ * "mu" are shared; the rest belong to one side, as marked. */
 struct ag_proxy {
-    struct ag_proxy_shared *ps;
-    unsigned refs; /* the request and the transfer thread: the last to let go frees it */
-    const struct ag_upstream *up;
-    bool tunnel; /* an Upgrade: handle/tunnel.c does the rest */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t thread;
-    CURL *h;
+    unsigned refs;
+    struct ag_proxy *prev, *next; /* the loop's list of transfers it runs (loop) */
+    struct ag_loop *loop;
+    struct MHD_Connection *conn;
+    const struct ag_upstream *up;
+    struct ag_tunnel *tunnel;     /* an Upgrade: handle/tunnel.c does the rest (worker) */
+    struct ag_loop_xfer x;        /* the curl handle; in the loop's multi while in_multi */
+    struct ag_loop_task t_start, t_wake, t_abort;
+    struct ag_loop_timer timer;   /* --upstream-timeout for the response headers (loop) */
+    bool in_multi;                /* (loop) */
+    bool timer_armed;             /* (loop) */
     struct curl_slist *hdrs;
     char *url;
     char errbuf[CURL_ERROR_SIZE];
     int64_t timeout_ms;
 
-    struct ring req; /* client -> upstream */
-    bool req_eof;
-    struct ring resp; /* upstream -> client */
-
+    /* under mu */
+    struct ring req;   /* client -> upstream */
+    bool req_eof;      /* the client's body is all in req */
+    struct ring resp;  /* upstream -> client */
+    bool parked;       /* the worker suspended the connection: the loop resumes it */
+    bool send_paused;  /* the upload waits for the client's bytes */
+    bool recv_paused;  /* the download waits for room in resp */
     bool headers_done; /* the upstream's final status and headers are in */
     bool done;         /* the transfer ended (result says how) */
-    bool aborted;      /* the client went away: stop */
+    bool aborted;      /* the client went away or the server stops: stop */
     bool timed_out;    /* no response headers within --upstream-timeout */
     CURLcode result;
     long status;
@@ -102,67 +117,6 @@ struct ag_proxy {
     char *resp_connection;  /* the upstream's Connection header: the headers it names are hop-by-hop */
     int64_t content_length; /* -1: unknown (chunked or until close) */
 };
-
-/* ------------------------------------------------------------------------------------------------
- * Shared connection cache. */
-
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *cls)
-{
-    struct ag_proxy_shared *ps = cls;
-    AG_UNUSED(h);
-    AG_UNUSED(access);
-    pthread_mutex_lock(&ps->lock[data]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *cls)
-{
-    struct ag_proxy_shared *ps = cls;
-    AG_UNUSED(h);
-    pthread_mutex_unlock(&ps->lock[data]);
-}
-
-enum ag_rc ag_proxy_shared_new(struct ag_proxy_shared **out)
-{
-    struct ag_proxy_shared *ps = calloc(1, sizeof(*ps));
-
-    *out = NULL;
-    if (ps == NULL)
-        return AG_ERR_NOMEM;
-    for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&ps->lock[i], NULL);
-    pthread_mutex_init(&ps->mu, NULL);
-    pthread_cond_init(&ps->idle, NULL);
-    ps->share = curl_share_init();
-    if (ps->share == NULL || curl_share_setopt(ps->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
-        curl_share_setopt(ps->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-        curl_share_setopt(ps->share, CURLSHOPT_USERDATA, ps) != CURLSHE_OK ||
-        curl_share_setopt(ps->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
-        curl_share_setopt(ps->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
-        curl_share_setopt(ps->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
-        ag_proxy_shared_free(ps);
-        return AG_ERR_INTERNAL;
-    }
-    *out = ps;
-    return AG_OK;
-}
-
-void ag_proxy_shared_free(struct ag_proxy_shared *ps)
-{
-    if (ps == NULL)
-        return;
-    /* transfers of finished requests stop within about a second (their progress callback) */
-    pthread_mutex_lock(&ps->mu);
-    while (ps->running > 0)
-        pthread_cond_wait(&ps->idle, &ps->mu);
-    pthread_mutex_unlock(&ps->mu);
-    pthread_mutex_destroy(&ps->mu);
-    pthread_cond_destroy(&ps->idle);
-    if (ps->share != NULL)
-        curl_share_cleanup(ps->share);
-    for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_destroy(&ps->lock[i]);
-    free(ps);
-}
 
 /* ------------------------------------------------------------------------------------------------
  * Header rules. */
@@ -304,44 +258,7 @@ static void add_identity(struct collect *c, const struct ag_session *s)
 }
 
 /* ------------------------------------------------------------------------------------------------
- * The transfer thread's callbacks (libcurl calls them on that thread). */
-
-static size_t on_read(char *buf, size_t size, size_t nitems, void *cls)
-{
-    struct ag_proxy *px = cls;
-    size_t want = size * nitems, n = 0;
-
-    pthread_mutex_lock(&px->mu);
-    while (px->req.len == 0 && !px->req_eof && !px->aborted)
-        pthread_cond_wait(&px->cv, &px->mu);
-    if (px->aborted) {
-        pthread_mutex_unlock(&px->mu);
-        return CURL_READFUNC_ABORT;
-    }
-    n = ring_take(&px->req, buf, want);
-    pthread_cond_broadcast(&px->cv);
-    pthread_mutex_unlock(&px->mu);
-    return n; /* 0 at the end of the body */
-}
-
-static size_t on_write(char *data, size_t size, size_t nmemb, void *cls)
-{
-    struct ag_proxy *px = cls;
-    size_t total = size * nmemb, n = 0;
-
-    pthread_mutex_lock(&px->mu);
-    px->headers_done = true;
-    while (n < total) {
-        while (px->resp.len == RING_BYTES && !px->aborted)
-            pthread_cond_wait(&px->cv, &px->mu);
-        if (px->aborted)
-            break;
-        n += ring_put(&px->resp, data + n, total - n);
-        pthread_cond_broadcast(&px->cv);
-    }
-    pthread_mutex_unlock(&px->mu);
-    return n; /* short: libcurl stops the transfer */
-}
+ * References and wake-ups. */
 
 static void clear_resp_headers(struct ag_proxy *px)
 {
@@ -356,16 +273,125 @@ static void clear_resp_headers(struct ag_proxy *px)
     px->content_length = -1;
 }
 
+static void proxy_free(struct ag_proxy *px)
+{
+    if (px->x.h != NULL)
+        curl_easy_cleanup(px->x.h);
+    curl_slist_free_all(px->hdrs);
+    clear_resp_headers(px);
+    free(px->url);
+    free(px->req.buf);
+    free(px->resp.buf);
+    pthread_mutex_destroy(&px->mu);
+    free(px);
+}
+
+/* Let go of a reference; the last holder frees px. */
+static void release(struct ag_proxy *px)
+{
+    pthread_mutex_lock(&px->mu);
+    bool last = --px->refs == 0;
+    pthread_mutex_unlock(&px->mu);
+    if (last)
+        proxy_free(px);
+}
+
+/* Queue task on px's loop with a reference of its own. */
+static void post(struct ag_proxy *px, struct ag_loop_task *task)
+{
+    pthread_mutex_lock(&px->mu);
+    px->refs++;
+    pthread_mutex_unlock(&px->mu);
+    if (ag_loop_post(px->loop, task) != AG_LOOP_QUEUED)
+        release(px); /* already queued (it holds one), or the loop has stopped */
+}
+
+/* Under mu: the worker parks its connection until the loop has news (libmicrohttpd stops watching it;
+ * unpark() resumes it). Only from libmicrohttpd's callbacks for this connection. */
+static void park(struct ag_proxy *px)
+{
+    px->parked = true;
+    MHD_suspend_connection(px->conn);
+}
+
+/* Under mu: whether the parked connection is to be resumed; the caller calls MHD_resume_connection
+ * after unlocking (while parked, libmicrohttpd cannot free the connection, and nobody else resumes it). */
+static bool unpark(struct ag_proxy *px)
+{
+    bool was = px->parked;
+    px->parked = false;
+    return was;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The loop's side: libcurl's callbacks and the tasks. */
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *cls)
+{
+    struct ag_proxy *px = cls;
+    size_t n;
+    bool resume = false;
+
+    pthread_mutex_lock(&px->mu);
+    if (px->aborted) {
+        pthread_mutex_unlock(&px->mu);
+        return CURL_READFUNC_ABORT;
+    }
+    n = ring_take(&px->req, buf, size * nitems);
+    if (n == 0 && !px->req_eof) {
+        px->send_paused = true;
+        pthread_mutex_unlock(&px->mu);
+        return CURL_READFUNC_PAUSE;
+    }
+    if (n > 0)
+        resume = unpark(px); /* the worker waits for room to put more of the body */
+    pthread_mutex_unlock(&px->mu);
+    if (resume)
+        MHD_resume_connection(px->conn);
+    return n; /* 0 at the end of the body */
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+    struct ag_proxy *px = cls;
+    size_t total = size * nmemb;
+    bool resume;
+
+    pthread_mutex_lock(&px->mu);
+    px->headers_done = true;
+    if (px->aborted || total > RING_BYTES) {
+        pthread_mutex_unlock(&px->mu);
+        return 0; /* libcurl stops the transfer */
+    }
+    if (RING_BYTES - px->resp.len < total) {
+        px->recv_paused = true; /* libcurl keeps this piece and offers it again on unpause */
+        pthread_mutex_unlock(&px->mu);
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (ring_put(&px->resp, data, total) != total) {
+        pthread_mutex_unlock(&px->mu);
+        return 0; /* no memory for the buffer */
+    }
+    resume = unpark(px);
+    pthread_mutex_unlock(&px->mu);
+    if (resume)
+        MHD_resume_connection(px->conn);
+    return total;
+}
+
 static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
 {
     struct ag_proxy *px = cls;
     size_t len = size * nitems, n = len, colon;
     size_t ret = len;
+    bool resume = false;
 
     while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
         n--;
     pthread_mutex_lock(&px->mu);
-    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+    if (px->headers_done) {
+        /* trailers: the worker reads the header fields from now on, and trailers are not passed */
+    } else if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a status line: a new (possibly final) response starts */
         const char *sp = memchr(line, ' ', n);
         clear_resp_headers(px);
@@ -373,7 +399,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
     } else if (n == 0) {
         if (px->status >= 200) {
             px->headers_done = true;
-            pthread_cond_broadcast(&px->cv);
+            resume = unpark(px);
         }
     } else if ((colon = (size_t)((const char *)memchr(line, ':', n) - line)) < n && colon > 0 &&
                line[0] != ' ' && line[0] != '\t') {
@@ -392,15 +418,17 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
             if (strcmp(cn, "content-length") == 0) {
                 px->content_length = strtoll(v, NULL, 10);
             } else if (strcmp(cn, "connection") == 0) {
-                char *joined = px->resp_connection == NULL ? strndup(v, vl)
-                                                           : malloc(strlen(px->resp_connection) + vl + 2);
-                if (joined != NULL && px->resp_connection != NULL) {
-                    sprintf(joined, "%s,%.*s", px->resp_connection, (int)vl, v);
-                    free(px->resp_connection);
-                }
-                px->resp_connection = joined;
-                if (joined == NULL)
+                size_t old = px->resp_connection != NULL ? strlen(px->resp_connection) : 0;
+                char *joined = realloc(px->resp_connection, old + vl + 2);
+                if (joined == NULL) {
                     ret = 0;
+                } else {
+                    if (old > 0)
+                        joined[old++] = ',';
+                    memcpy(joined + old, v, vl);
+                    joined[old + vl] = '\0';
+                    px->resp_connection = joined;
+                }
             } else if (!in_list(cn, hop_by_hop, AG_ARRAY_LEN(hop_by_hop)) && strcmp(cn, "date") != 0) {
                 px->resp_name[px->nresp] = strndup(line, colon);
                 px->resp_value[px->nresp] = strndup(v, vl);
@@ -416,67 +444,201 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
         }
     }
     pthread_mutex_unlock(&px->mu);
+    if (resume)
+        MHD_resume_connection(px->conn);
     return ret;
 }
 
-static int on_progress(void *cls, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+/* The transfer leaves its loop (ended, timed out, aborted or stopped): tell the worker, drop the
+ * transfer's reference. */
+static void finished(struct ag_loop *loop, struct ag_proxy *px, CURLcode result, bool timed_out)
 {
-    struct ag_proxy *px = cls;
-    int stop = 0;
+    void **head = ag_loop_slot(loop, AG_LOOP_SLOT_PROXY);
+    bool resume;
 
-    AG_UNUSED(dltotal);
-    AG_UNUSED(dlnow);
-    AG_UNUSED(ultotal);
-    AG_UNUSED(ulnow);
+    if (px->in_multi)
+        ag_loop_remove(loop, &px->x);
+    px->in_multi = false;
+    ag_loop_timer_disarm(loop, &px->timer);
+    if (px->prev != NULL)
+        px->prev->next = px->next;
+    else if (*head == px)
+        *head = px->next;
+    if (px->next != NULL)
+        px->next->prev = px->prev;
+    px->prev = px->next = NULL;
     pthread_mutex_lock(&px->mu);
-    stop = px->aborted ? 1 : 0;
+    if (!px->done) {
+        px->done = true;
+        px->result = result;
+        px->timed_out = timed_out;
+    }
+    resume = unpark(px);
     pthread_mutex_unlock(&px->mu);
-    return stop;
-}
-
-static void proxy_free(struct ag_proxy *px)
-{
-    if (px->h != NULL)
-        curl_easy_cleanup(px->h);
-    curl_slist_free_all(px->hdrs);
-    clear_resp_headers(px);
-    free(px->url);
-    pthread_cond_destroy(&px->cv);
-    pthread_mutex_destroy(&px->mu);
-    free(px);
-}
-
-/* Let go of px; the last holder frees it. */
-static void release(struct ag_proxy *px)
-{
-    pthread_mutex_lock(&px->mu);
-    bool last = --px->refs == 0;
-    pthread_mutex_unlock(&px->mu);
-    if (last)
-        proxy_free(px);
-}
-
-static void *run(void *cls)
-{
-    struct ag_proxy *px = cls;
-    struct ag_proxy_shared *ps = px->ps;
-    CURLcode r = curl_easy_perform(px->h);
-
-    pthread_mutex_lock(&px->mu);
-    px->result = r;
-    px->done = true;
-    pthread_cond_broadcast(&px->cv);
-    pthread_mutex_unlock(&px->mu);
+    if (resume)
+        MHD_resume_connection(px->conn);
     release(px);
-    pthread_mutex_lock(&ps->mu);
-    if (--ps->running == 0)
-        pthread_cond_broadcast(&ps->idle);
-    pthread_mutex_unlock(&ps->mu);
-    return NULL;
+}
+
+static void on_done(struct ag_loop *loop, struct ag_loop_xfer *x, CURLcode result)
+{
+    struct ag_proxy *px = (struct ag_proxy *)((char *)x - offsetof(struct ag_proxy, x));
+    px->in_multi = false; /* the loop took it out already */
+    finished(loop, px, result, false);
+}
+
+static void on_timeout(struct ag_loop *loop, struct ag_loop_timer *t)
+{
+    struct ag_proxy *px = (struct ag_proxy *)((char *)t - offsetof(struct ag_proxy, timer));
+
+    pthread_mutex_lock(&px->mu);
+    bool late = !px->headers_done && !px->done;
+    pthread_mutex_unlock(&px->mu);
+    if (late)
+        finished(loop, px, CURLE_OPERATION_TIMEDOUT, true);
+}
+
+/* Once the body is all in, --upstream-timeout bounds the wait for the response's headers. */
+static void arm_timer(struct ag_loop *loop, struct ag_proxy *px)
+{
+    pthread_mutex_lock(&px->mu);
+    bool arm = px->req_eof && !px->headers_done && !px->timer_armed;
+    pthread_mutex_unlock(&px->mu);
+    if (arm) {
+        px->timer_armed = true;
+        ag_loop_timer_arm(loop, &px->timer, px->timeout_ms);
+    }
+}
+
+static void task_start(struct ag_loop *loop, struct ag_loop_task *task)
+{
+    struct ag_proxy *px = (struct ag_proxy *)((char *)task - offsetof(struct ag_proxy, t_start));
+    void **head = ag_loop_slot(loop, AG_LOOP_SLOT_PROXY);
+
+    /* the transfer's reference came with this task */
+    pthread_mutex_lock(&px->mu);
+    bool aborted = px->aborted;
+    pthread_mutex_unlock(&px->mu);
+    if (aborted) {
+        release(px);
+        return;
+    }
+    px->next = *head;
+    if (px->next != NULL)
+        px->next->prev = px;
+    *head = px;
+    if (ag_loop_add(loop, &px->x) != AG_OK) {
+        finished(loop, px, CURLE_OUT_OF_MEMORY, false);
+        return;
+    }
+    px->in_multi = true;
+    arm_timer(loop, px);
+}
+
+/* The worker put body bytes in, took answer bytes out, or the body ended: let libcurl go on. */
+static void task_wake(struct ag_loop *loop, struct ag_loop_task *task)
+{
+    struct ag_proxy *px = (struct ag_proxy *)((char *)task - offsetof(struct ag_proxy, t_wake));
+    bool changed = false;
+    int mask = 0;
+
+    if (px->in_multi) {
+        arm_timer(loop, px);
+        pthread_mutex_lock(&px->mu);
+        if (px->send_paused && (px->req.len > 0 || px->req_eof)) {
+            px->send_paused = false;
+            changed = true;
+        }
+        if (px->recv_paused && RING_BYTES - px->resp.len >= WAKE_ROOM) {
+            px->recv_paused = false;
+            changed = true;
+        }
+        mask = (px->send_paused ? CURLPAUSE_SEND : 0) | (px->recv_paused ? CURLPAUSE_RECV : 0);
+        pthread_mutex_unlock(&px->mu);
+        /* may call on_read/on_write at once, which lock mu themselves */
+        if (changed && curl_easy_pause(px->x.h, mask) != CURLE_OK)
+            finished(loop, px, CURLE_ABORTED_BY_CALLBACK, false);
+    }
+    release(px);
+}
+
+/* The request is gone: stop the transfer if it still runs. */
+static void task_abort(struct ag_loop *loop, struct ag_loop_task *task)
+{
+    struct ag_proxy *px = (struct ag_proxy *)((char *)task - offsetof(struct ag_proxy, t_abort));
+
+    if (px->in_multi)
+        finished(loop, px, CURLE_ABORTED_BY_CALLBACK, false);
+    release(px);
+}
+
+/* The server stops: end every transfer of this loop (their connections are resumed and fail). */
+static void stop_loop(struct ag_loop *loop)
+{
+    void **head = ag_loop_slot(loop, AG_LOOP_SLOT_PROXY);
+
+    while (*head != NULL) {
+        struct ag_proxy *px = *head;
+        pthread_mutex_lock(&px->mu);
+        px->aborted = true;
+        pthread_mutex_unlock(&px->mu);
+        finished(loop, px, CURLE_ABORTED_BY_CALLBACK, false);
+    }
+    ag_tunnel_stop_loop(loop);
 }
 
 /* ------------------------------------------------------------------------------------------------
- * The request side (the connection's own thread). */
+ * Shared: the loops. */
+
+enum ag_rc ag_proxy_shared_new(const struct ag_proxy_conf *conf, struct ag_proxy_shared **out)
+{
+    struct ag_proxy_shared *ps = calloc(1, sizeof(*ps));
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct ag_loops_conf lc = {ncpu > 0 ? (unsigned)ncpu : 1, 0, 0};
+    enum ag_rc rc;
+
+    *out = NULL;
+    if (ps == NULL)
+        return AG_ERR_NOMEM;
+    if (conf->loops > 0)
+        lc.count = conf->loops;
+    /* the per-upstream limit is shared out between the loops (each at least one connection) */
+    if (conf->max_conns_per_upstream > 0)
+        lc.max_host_conns = (long)((conf->max_conns_per_upstream + lc.count - 1) / lc.count);
+    lc.max_conns = lc.max_host_conns > 0 ? lc.max_host_conns * (long)(conf->upstreams > 0 ? conf->upstreams : 1)
+                                         : 0;
+    rc = ag_loops_start(&lc, &ps->loops);
+    if (rc != AG_OK) {
+        free(ps);
+        return rc;
+    }
+    *out = ps;
+    return AG_OK;
+}
+
+void ag_proxy_drain(struct ag_proxy_shared *ps)
+{
+    if (ps != NULL)
+        ag_loops_broadcast(ps->loops, ag_tunnel_stop_loop);
+}
+
+void ag_proxy_stop(struct ag_proxy_shared *ps)
+{
+    if (ps != NULL)
+        ag_loops_stop(ps->loops, stop_loop);
+}
+
+void ag_proxy_shared_free(struct ag_proxy_shared *ps)
+{
+    if (ps == NULL)
+        return;
+    ag_proxy_stop(ps);
+    ag_loops_free(ps->loops);
+    free(ps);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The request's side (the connection's worker thread). */
 
 bool ag_proxy_wanted(const struct ag_request *rq)
 {
@@ -499,37 +661,35 @@ static bool has_body(const struct ag_request *rq, int64_t *length)
     return false;
 }
 
-static struct ag_proxy *proxy_new(void)
+static struct ag_proxy *proxy_new(struct ag_request *rq)
 {
     struct ag_proxy *px = calloc(1, sizeof(*px));
     if (px == NULL)
         return NULL;
-    px->refs = 1;
+    px->refs = 1; /* the request's */
     pthread_mutex_init(&px->mu, NULL);
-    pthread_cond_init(&px->cv, NULL);
     px->content_length = -1;
+    px->conn = rq->conn;
+    px->t_start.fn = task_start;
+    px->t_wake.fn = task_wake;
+    px->t_abort.fn = task_abort;
+    px->timer.fn = on_timeout;
     return px;
 }
 
-/* Build the transfer for an allowed request with identity s; AG_OK once its thread runs. */
-static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, const struct ag_session *s,
-                        bool tunnel)
+/* The header lines for the upstream: the client's, filtered, then ours with the identity s. NULL when
+ * out of memory (no request goes out without its identity). */
+static struct curl_slist *upstream_headers(struct ag_request *rq, const struct ag_upstream *up,
+                                           const struct ag_session *s, bool body, int64_t length)
 {
     const struct ag_config *cfg = rq->app->cfg;
-    struct ag_proxy *px = proxy_new();
     struct collect c = {rq, NULL, ag_request_header(rq, MHD_HTTP_HEADER_CONNECTION), false};
     const char *xff = ag_request_from_trusted_proxy(rq) ? ag_request_header(rq, "X-Forwarded-For") : NULL;
     const char *host = ag_request_header(rq, MHD_HTTP_HEADER_HOST);
-    int64_t length;
-    bool body = has_body(rq, &length);
+    bool failed = false;
 
-    if (px == NULL)
-        return AG_ERR_NOMEM;
-    rq->proxy = px;
-    px->timeout_ms = cfg->upstream_timeout > 0 ? cfg->upstream_timeout : 30000;
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &c);
     /* Cookie as authgate read it to find the session, without its own cookies (net/cookie.h) */
-    bool failed = false;
     const char *cookies = ag_cookie_forwarded(rq, &failed);
     if (failed)
         c.failed = true;
@@ -544,20 +704,44 @@ static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, con
     if (!body && length == 0)
         push(&c, "Content-Length: 0");
     add_identity(&c, s);
-    px->hdrs = c.list;
+    if (c.failed) {
+        curl_slist_free_all(c.list);
+        return NULL;
+    }
+    return c.list;
+}
+
+/* Build the transfer for an allowed request with identity s and hand it to a loop. */
+static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, const struct ag_session *s,
+                        bool tunnel)
+{
+    const struct ag_config *cfg = rq->app->cfg;
+    struct ag_proxy *px = proxy_new(rq);
+    int64_t length;
+    bool body = has_body(rq, &length);
+
+    if (px == NULL)
+        return AG_ERR_NOMEM;
+    rq->proxy = px;
     px->up = up;
-    if (tunnel && !c.failed) {
-        px->tunnel = true;
-        return AG_OK;
+    px->loop = ag_loops_pick(rq->app->proxy->loops);
+    px->timeout_ms = cfg->upstream_timeout > 0 ? cfg->upstream_timeout : 30000;
+    px->hdrs = upstream_headers(rq, up, s, body, length);
+    if (px->hdrs == NULL)
+        return AG_ERR_NOMEM;
+    if (tunnel) {
+        px->tunnel = ag_tunnel_new(rq, px->loop, up, px->hdrs, px->timeout_ms);
+        return px->tunnel != NULL ? AG_OK : AG_ERR_NOMEM;
     }
     px->url = malloc(strlen(up->origin) + strlen(rq->raw_uri) + 1);
-    px->h = curl_easy_init();
-    if (c.failed || px->url == NULL || px->h == NULL)
+    px->x.h = curl_easy_init();
+    if (px->url == NULL || px->x.h == NULL)
         return AG_ERR_NOMEM;
     strcpy(px->url, up->origin);
     strcat(px->url, rq->raw_uri);
 
-    CURL *h = px->h;
+    CURL *h = px->x.h;
+    px->x.done = on_done;
     curl_easy_setopt(h, CURLOPT_URL, px->url);
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L); /* the path as received, dots and all */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -568,7 +752,6 @@ static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, con
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, px->hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, NULL);
-    curl_easy_setopt(h, CURLOPT_SHARE, rq->app->proxy->share);
     if (up->unix_path != NULL)
         curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, up->unix_path);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)px->timeout_ms);
@@ -579,9 +762,6 @@ static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, con
     curl_easy_setopt(h, CURLOPT_HEADERDATA, px);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, px);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, px);
     if (strcmp(rq->method, "HEAD") == 0)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     if (body) {
@@ -592,19 +772,11 @@ static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, con
     } else {
         px->req_eof = true;
     }
-    px->ps = rq->app->proxy;
-    pthread_mutex_lock(&px->ps->mu);
-    px->ps->running++;
-    pthread_mutex_unlock(&px->ps->mu);
-    px->refs = 2;
-    if (pthread_create(&px->thread, NULL, run, px) != 0) {
-        px->refs = 1;
-        pthread_mutex_lock(&px->ps->mu);
-        px->ps->running--;
-        pthread_mutex_unlock(&px->ps->mu);
-        return AG_ERR_INTERNAL;
+    px->refs++; /* the transfer's, carried by t_start */
+    if (ag_loop_post(px->loop, &px->t_start) != AG_LOOP_QUEUED) {
+        px->refs--;
+        return AG_ERR_UNAVAILABLE; /* stopping */
     }
-    pthread_detach(px->thread); /* the request never waits for it: see release() */
     return AG_OK;
 }
 
@@ -655,21 +827,34 @@ enum MHD_Result ag_proxy_begin(struct ag_request *rq)
     return MHD_YES;
 }
 
-enum MHD_Result ag_proxy_body(struct ag_request *rq, const char *data, size_t len)
+enum MHD_Result ag_proxy_body(struct ag_request *rq, const char *data, size_t *len)
 {
     struct ag_proxy *px = rq->proxy;
-    size_t n = 0;
+    size_t n;
+    bool wake;
 
-    if (px == NULL || px->tunnel)
-        return MHD_YES; /* refused (or an upgrade, which has no body): read and dropped */
-    pthread_mutex_lock(&px->mu);
-    while (n < len && !px->done && !px->aborted) {
-        while (px->req.len == RING_BYTES && !px->done && !px->aborted)
-            pthread_cond_wait(&px->cv, &px->mu);
-        n += ring_put(&px->req, data + n, len - n);
-        pthread_cond_broadcast(&px->cv);
+    if (px == NULL || px->tunnel != NULL) {
+        *len = 0; /* refused (or an upgrade, which has no body): read and dropped */
+        return MHD_YES;
     }
+    pthread_mutex_lock(&px->mu);
+    if (px->done || px->aborted) {
+        pthread_mutex_unlock(&px->mu);
+        *len = 0; /* the upstream answered or failed already: the rest is dropped */
+        return MHD_YES;
+    }
+    n = ring_put(&px->req, data, *len);
+    if (n == 0 && px->req.buf == NULL) {
+        pthread_mutex_unlock(&px->mu);
+        return MHD_NO; /* out of memory */
+    }
+    wake = px->send_paused && n > 0;
+    *len -= n;
+    if (*len > 0)
+        park(px); /* the buffer is full: libmicrohttpd keeps the rest until the upstream has read */
     pthread_mutex_unlock(&px->mu);
+    if (wake)
+        post(px, &px->t_wake);
     return MHD_YES;
 }
 
@@ -677,17 +862,22 @@ static ssize_t read_response(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct ag_request *rq = cls;
     struct ag_proxy *px = rq->proxy;
-    size_t n = 0;
+    size_t n;
+    bool wake, ok;
 
     AG_UNUSED(pos);
     pthread_mutex_lock(&px->mu);
-    while (px->resp.len == 0 && !px->done && !px->aborted)
-        pthread_cond_wait(&px->cv, &px->mu);
     n = ring_take(&px->resp, buf, max);
-    if (n > 0)
-        pthread_cond_broadcast(&px->cv);
-    bool ok = px->done && px->result == CURLE_OK;
+    if (n == 0 && !px->done) {
+        park(px); /* nothing to send yet: on_write resumes the connection */
+        pthread_mutex_unlock(&px->mu);
+        return 0;
+    }
+    wake = px->recv_paused && RING_BYTES - px->resp.len >= WAKE_ROOM;
+    ok = px->done && px->result == CURLE_OK;
     pthread_mutex_unlock(&px->mu);
+    if (wake)
+        post(px, &px->t_wake);
     if (n > 0) {
         rq->resp_size += n;
         return (ssize_t)n;
@@ -713,47 +903,27 @@ static enum MHD_Result gateway_error(struct ag_request *rq)
                    : ag_page_send(rq, 502, "bad_gateway", "The application cannot be reached.");
 }
 
-enum MHD_Result ag_proxy_finish(struct ag_request *rq)
+/* The upstream's answer, its headers in and its body streamed (or, when it is all here, copied). */
+static enum MHD_Result answer(struct ag_request *rq, struct ag_proxy *px)
 {
-    struct ag_proxy *px = rq->proxy;
     struct MHD_Response *resp;
     enum MHD_Result ret;
-    bool no_body;
+    bool no_body = px->status == 204 || px->status == 304 || (px->status >= 100 && px->status < 200);
+    bool whole = px->done && px->result == CURLE_OK && px->resp.head + px->resp.len <= RING_BYTES;
 
-    if (rq->files != NULL)
-        return ag_files_serve(rq, rq->files);
-    if (px == NULL)
-        return ag_response_send(rq, rq->pending);
-    if (px->tunnel)
-        return ag_tunnel_open(rq, px->up, px->hdrs);
-    /* the body is sent: --upstream-timeout now bounds the wait for the response's headers */
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(px->timeout_ms / 1000);
-    deadline.tv_nsec += (long)(px->timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&px->mu);
-    px->req_eof = true;
-    pthread_cond_broadcast(&px->cv);
-    while (!px->headers_done && !px->done)
-        if (pthread_cond_timedwait(&px->cv, &px->mu, &deadline) != 0 && !px->headers_done && !px->done) {
-            px->timed_out = px->aborted = true; /* the transfer thread stops within about a second */
-            pthread_cond_broadcast(&px->cv);
-            break;
-        }
-    bool headers = px->headers_done && !px->timed_out;
-    pthread_mutex_unlock(&px->mu);
-    if (!headers)
-        return gateway_error(rq);
-
-    no_body = px->status == 204 || px->status == 304 || (px->status >= 100 && px->status < 200);
-    resp = no_body ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
-                   : MHD_create_response_from_callback(px->content_length >= 0 ? (uint64_t)px->content_length
-                                                                               : MHD_SIZE_UNKNOWN,
-                                                       RING_BYTES, read_response, rq, NULL);
+    if (no_body)
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    else if (whole && (px->content_length < 0 || (uint64_t)px->content_length == px->resp.len) &&
+             strcmp(rq->method, "HEAD") != 0) {
+        /* the common small answer: it is all here, no need to stream it */
+        resp = MHD_create_response_from_buffer(px->resp.len, px->resp.len ? px->resp.buf + px->resp.head : "",
+                                               MHD_RESPMEM_MUST_COPY);
+        rq->resp_size += px->resp.len;
+        px->resp.len = 0;
+    } else
+        resp = MHD_create_response_from_callback(
+            px->content_length >= 0 ? (uint64_t)px->content_length : MHD_SIZE_UNKNOWN, READER_BLOCK,
+            read_response, rq, NULL);
     if (resp == NULL)
         return MHD_NO;
     for (size_t i = 0; i < px->nresp; i++) {
@@ -775,16 +945,52 @@ enum MHD_Result ag_proxy_finish(struct ag_request *rq)
     return ret;
 }
 
+enum MHD_Result ag_proxy_finish(struct ag_request *rq)
+{
+    struct ag_proxy *px = rq->proxy;
+    enum MHD_Result ret;
+    bool wake;
+
+    if (rq->files != NULL)
+        return ag_files_serve(rq, rq->files);
+    if (px == NULL)
+        return ag_response_send(rq, rq->pending);
+    if (px->tunnel != NULL)
+        return ag_tunnel_answer(px->tunnel, rq);
+    pthread_mutex_lock(&px->mu);
+    wake = !px->req_eof;
+    px->req_eof = true; /* the body is sent: --upstream-timeout now bounds the wait for the headers */
+    if (!px->headers_done && !px->done) {
+        park(px); /* called again when the loop resumes the connection */
+        pthread_mutex_unlock(&px->mu);
+        if (wake)
+            post(px, &px->t_wake);
+        return MHD_YES;
+    }
+    bool failed = !px->headers_done || px->timed_out;
+    /* the header fields are final once headers_done (trailers are not kept) */
+    ret = failed ? MHD_YES : answer(rq, px);
+    pthread_mutex_unlock(&px->mu);
+    if (wake)
+        post(px, &px->t_wake);
+    return failed ? gateway_error(rq) : ret;
+}
+
 void ag_proxy_end(struct ag_request *rq)
 {
     struct ag_proxy *px = rq->proxy;
 
     if (px == NULL)
         return;
-    pthread_mutex_lock(&px->mu);
-    px->aborted = true; /* a transfer still running stops at its next callback */
-    pthread_cond_broadcast(&px->cv);
-    pthread_mutex_unlock(&px->mu);
     rq->proxy = NULL;
+    if (px->tunnel != NULL)
+        ag_tunnel_release(px->tunnel);
+    px->tunnel = NULL;
+    pthread_mutex_lock(&px->mu);
+    px->aborted = true; /* a transfer still running stops */
+    bool running = px->refs > 1;
+    pthread_mutex_unlock(&px->mu);
+    if (running)
+        post(px, &px->t_abort);
     release(px);
 }

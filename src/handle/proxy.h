@@ -4,10 +4,12 @@
  * headers dropped, X-Forwarded-* set and the identity headers of DESIGN.md section 2 (client copies
  * removed first), the session and CSRF cookies taken out of Cookie.
  *
- * The server runs one thread per connection in this mode, so the access handler and the response's
- * content reader may block. Each proxied request gets one libcurl transfer on a thread of its own: the
- * handler feeds the request body to it, the content reader drains the response from it. Upstream
- * connections are kept alive and shared between transfers. */
+ * Nothing blocks on the upstream: the connection's worker hands each transfer to an event loop
+ * (net/loop.h, one per CPU) that runs it in its curl multi handle, and suspends the connection while it
+ * waits (for the response's headers, for answer bytes, for room to put more of the body); the loop
+ * resumes it. Each direction holds at most 64 KiB, so a slow client holds back the upstream (libcurl
+ * pauses) and a slow upstream holds back the client (libmicrohttpd stops reading). Upstream connections
+ * are kept alive in each loop's pool, at most --upstream-max-connections per upstream. */
 #ifndef AG_HANDLE_PROXY_H
 #define AG_HANDLE_PROXY_H
 
@@ -15,9 +17,24 @@
 
 #include "request.h"
 
-/* Connections to upstreams, shared by every transfer. */
+/* The event loops and their upstream connections, shared by every transfer. loops 0: one per CPU;
+ * max_conns_per_upstream 0: no limit; upstreams: how many are configured (the pool's size). */
+struct ag_proxy_conf {
+    unsigned loops;
+    unsigned max_conns_per_upstream;
+    unsigned upstreams;
+};
 struct ag_proxy_shared;
-enum ag_rc ag_proxy_shared_new(struct ag_proxy_shared **out);
+enum ag_rc ag_proxy_shared_new(const struct ag_proxy_conf *conf, struct ag_proxy_shared **out);
+
+/* The server drains (SIGTERM): close every WebSocket tunnel; transfers go on. Returns at once. */
+void ag_proxy_drain(struct ag_proxy_shared *ps);
+
+/* The server stops: end every transfer and tunnel (their connections are resumed and fail) and stop the
+ * loops. Before libmicrohttpd's daemon stops (it must not hold suspended connections then). */
+void ag_proxy_stop(struct ag_proxy_shared *ps);
+
+/* Stop (if not yet) and free. NULL is fine. */
 void ag_proxy_shared_free(struct ag_proxy_shared *ps);
 
 /* Whether the comma-separated header value (Connection's, say; NULL is fine) lists the token canon_name
@@ -31,11 +48,13 @@ bool ag_proxy_wanted(const struct ag_request *rq);
  * Returns MHD_NO only to drop the connection. */
 enum MHD_Result ag_proxy_begin(struct ag_request *rq);
 
-/* A piece of the request body: passed upstream (blocks while the upstream is slower), or dropped when
- * the request was refused. */
-enum MHD_Result ag_proxy_body(struct ag_request *rq, const char *data, size_t len);
+/* A piece of the request body (*len bytes): what fits is passed upstream and *len says what is left;
+ * when something is left the connection is suspended until the upstream has read (libmicrohttpd then
+ * offers the rest again). Dropped (all taken) when the request was refused. */
+enum MHD_Result ag_proxy_body(struct ag_request *rq, const char *data, size_t *len);
 
-/* The body is complete: answer (the upstream's response, streamed, or the refusal, or 502/504). */
+/* The body is complete: answer (the upstream's response, streamed, or the refusal, or 502/504), or
+ * suspend the connection until the upstream's headers are in (then it is called again). */
 enum MHD_Result ag_proxy_finish(struct ag_request *rq);
 
 /* Stop the transfer (if any) and free it; from the request's completion. */

@@ -2,7 +2,8 @@
  * WebSocket (and any HTTP/1.1 Upgrade) through the reverse proxy, --proxy-websockets: authgate sends
  * the upgrade request to the upstream itself (libcurl connects, with TLS for https), and when the
  * upstream switches protocols it answers the client 101 with the upstream's headers and then copies
- * bytes both ways until either side closes. An upstream that refuses gets its status passed on. */
+ * bytes both ways until either side closes, on the proxy's event loops (no thread per tunnel). An
+ * upstream that refuses gets its status passed on. */
 #ifndef AG_HANDLE_TUNNEL_H
 #define AG_HANDLE_TUNNEL_H
 
@@ -12,16 +13,27 @@
 #include "net/upstream.h"
 #include "request.h"
 
+struct ag_loop;
+struct ag_tunnel;
+
 /* Whether the request asks to switch protocols (Connection: upgrade and an Upgrade header). */
 bool ag_tunnel_wanted(const struct ag_request *rq);
 
-/* Do the upgrade with `up`, sending the request line and the header lines `hdrs` (already filtered, with
- * the identity), and answer the client. Blocks the connection's thread for the tunnel's life (the
- * server runs a thread per connection in proxy mode). */
-enum MHD_Result ag_tunnel_open(struct ag_request *rq, const struct ag_upstream *up,
-                               const struct curl_slist *hdrs);
+/* Start the upgrade with `up` on `loop`: the request line and the header lines `hdrs` (already filtered,
+ * with the identity; copied) go upstream once connected, within timeout_ms for the upstream's head.
+ * NULL when out of memory or the loop has stopped. Release with ag_tunnel_release. */
+struct ag_tunnel *ag_tunnel_new(struct ag_request *rq, struct ag_loop *loop, const struct ag_upstream *up,
+                                const struct curl_slist *hdrs, int64_t timeout_ms);
 
-/* Make every open tunnel end within about half a second (at shutdown, before the daemon stops). */
-void ag_tunnel_stop_all(void);
+/* From the access handler once the request is in: suspend the connection until the upstream's head is
+ * in (the loop resumes it and the handler calls again), then answer: 101 with the upstream's headers
+ * (libmicrohttpd then hands the socket to the loop), the upstream's refusal without a body, or 502/504. */
+enum MHD_Result ag_tunnel_answer(struct ag_tunnel *t, struct ag_request *rq);
+
+/* The request is over: let go (an unspliced upstream connection is closed). NULL is fine. */
+void ag_tunnel_release(struct ag_tunnel *t);
+
+/* On a loop's thread: close every tunnel of that loop (draining, stopping). */
+void ag_tunnel_stop_loop(struct ag_loop *loop);
 
 #endif
