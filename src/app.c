@@ -69,7 +69,8 @@ static enum ag_rc parse_upstreams(struct ag_app *app, const struct ag_config *cf
     }
     if (app->upstreams.n == 0)
         return AG_OK;
-    struct ag_proxy_conf pc = {0, (unsigned)cfg->upstream_max_connections, (unsigned)app->upstreams.n};
+    struct ag_proxy_conf pc = {(unsigned)cfg->workers, (unsigned)cfg->upstream_max_connections,
+                               (unsigned)app->upstreams.n};
     return ag_proxy_shared_new(&pc, &app->proxy);
 }
 

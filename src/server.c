@@ -14,6 +14,7 @@
 #include "guard.h"
 #include "handle/proxy.h"
 #include "log.h"
+#include "net/loop.h"
 #include "net/addr.h"
 #include "net/head.h"
 #include "request.h"
@@ -24,7 +25,9 @@
 #define LISTEN_BACKLOG 4096
 
 struct ag_server {
-    struct MHD_Daemon *mhd;
+    struct MHD_Daemon *mhd;   /* checks: one daemon with its own threads */
+    struct MHD_Daemon **mhds; /* reverse proxy: one daemon per event loop, sharing the listening socket */
+    unsigned nmhds;
     struct ag_guard *guard; /* head deadlines and eviction when full (guard.h) */
     struct ag_app *app;
     struct ag_addr addr;
@@ -275,6 +278,41 @@ static unsigned worker_count(const struct ag_config *cfg)
     return n > 0 ? (unsigned)n : 4;
 }
 
+/* Reverse proxy: a daemon per event loop (handle/proxy.c), each without a thread of its own: its loop
+ * runs it, and the same loop runs the upstream transfers of its connections, so a request never
+ * changes threads. The daemons share the listening socket (as libmicrohttpd's own thread pool does)
+ * and split the connection limit. A connection waiting for its upstream is suspended; an upgraded one
+ * is spliced by the loop. */
+static enum ag_rc start_loops(struct ag_server *s, struct MHD_OptionItem *opts, size_t nopts, int64_t limit,
+                              char *err, size_t errlen)
+{
+    unsigned n = ag_proxy_loop_count(s->app->proxy);
+
+    s->mhds = calloc(n, sizeof(*s->mhds));
+    if (s->mhds == NULL)
+        return AG_ERR_NOMEM;
+    for (size_t i = 0; i < nopts; i++) {
+        if (opts[i].option == MHD_OPTION_THREAD_POOL_SIZE)
+            opts[i].option = MHD_OPTION_END;
+        if (opts[i].option == MHD_OPTION_CONNECTION_LIMIT)
+            opts[i].value = (intptr_t)(limit / n + 1);
+    }
+    for (s->nmhds = 0; s->nmhds < n; s->nmhds++) {
+        s->mhds[s->nmhds] = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                                                 MHD_USE_ERROR_LOG,
+                                             0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+        if (s->mhds[s->nmhds] == NULL) {
+            snprintf(err, errlen, "libmicrohttpd could not start on %s", s->url);
+            return AG_ERR_INTERNAL;
+        }
+    }
+    if (ag_proxy_start(s->app->proxy, s->mhds) != AG_OK) {
+        snprintf(err, errlen, "cannot start the event loops");
+        return AG_ERR_INTERNAL;
+    }
+    return AG_OK; /* the listening socket stays ours: closed once, after every daemon let go of it */
+}
+
 enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err, size_t errlen)
 {
     const struct ag_config *cfg = app->cfg;
@@ -284,6 +322,12 @@ enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err
     unsigned timeout_s = (unsigned)((cfg->connection_timeout + 999) / 1000);
 
     *out = NULL;
+    /* glibc returns freed memory at the top of a thread's heap at once (trim) and serves blocks of
+     * 128 KiB and more with mmap: in the proxy, where buffers are taken on one thread and freed on
+     * another, every request paid page faults and TLB flushes for it (a fifth of its CPU in perf).
+     * Memory goes back after a crowd instead (on_connection's malloc_trim). */
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return AG_ERR_NOMEM;
@@ -329,26 +373,25 @@ enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err
         opts[i].option = MHD_OPTION_THREAD_POOL_SIZE;
         opts[i].value = (intptr_t)workers;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (app->upstreams.n > 0) {
-        /* Reverse proxy: a connection waiting for its upstream is suspended (handle/proxy.c), and an
-         * upgraded one is handed to the proxy's event loops. */
-        flags |= MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
+        rc = start_loops(s, opts, AG_ARRAY_LEN(opts), hard_limit, err, errlen);
+        if (rc != AG_OK)
+            goto out;
+        ag_log_info("proxying to %zu upstream%s on %u event loop%s, up to %lld connections", app->upstreams.n,
+                    app->upstreams.n == 1 ? "" : "s", s->nmhds, s->nmhds == 1 ? "" : "s",
+                    (long long)cfg->max_connections);
+        *out = s;
+        return AG_OK;
     }
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                              on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (s->mhd == NULL) {
         snprintf(err, errlen, "libmicrohttpd could not start on %s", s->url);
         rc = AG_ERR_INTERNAL;
         goto out;
     }
     s->listen_fd = -1; /* libmicrohttpd owns and closes it now (or hands it back when quiesced) */
-    if (app->upstreams.n > 0)
-        ag_log_info("proxying to %zu upstream%s with %u worker thread%s and the event loops, up to %lld "
-                    "connections",
-                    app->upstreams.n, app->upstreams.n == 1 ? "" : "s", workers, workers == 1 ? "" : "s",
-                    (long long)cfg->max_connections);
-    else
-        ag_log_info("serving with %u worker thread%s, up to %lld connections", workers,
+    ag_log_info("serving with %u worker thread%s, up to %lld connections", workers,
                     workers == 1 ? "" : "s", (long long)cfg->max_connections);
     *out = s;
     s = NULL;
@@ -363,16 +406,36 @@ const char *ag_server_url(const struct ag_server *s)
     return s->url;
 }
 
+/* Draining the loops' daemons: each stops accepting on its own thread; the last closes the socket, so
+ * new connections are refused, not left waiting in the backlog. */
+static atomic_uint quiesce_left;
+static int quiesce_fd = -1;
+
+static void quiesce_loop(struct ag_loop *loop)
+{
+    MHD_quiesce_daemon(ag_loop_mhd(loop));
+    if (atomic_fetch_sub(&quiesce_left, 1) == 1 && quiesce_fd >= 0) {
+        close(quiesce_fd);
+        quiesce_fd = -1;
+    }
+}
+
 unsigned ag_server_drain(struct ag_server *s, int64_t timeout_ms)
 {
     struct timespec start, now, tick = {0, 10 * 1000 * 1000};
     MHD_socket lfd;
 
     atomic_store(&s->app->draining, true);
-    ag_proxy_drain(s->app->proxy); /* WebSocket tunnels close now; transfers finish */
-    lfd = MHD_quiesce_daemon(s->mhd);
-    if (lfd != MHD_INVALID_SOCKET) {
-        close(lfd); /* new connections are now refused, not left waiting in the backlog */
+    if (s->mhds != NULL) {
+        ag_proxy_drain(s->app->proxy); /* WebSocket tunnels close now; transfers finish */
+        quiesce_left = s->nmhds;
+        quiesce_fd = s->listen_fd;
+        s->listen_fd = -1;
+        ag_proxy_each_loop(s->app->proxy, quiesce_loop);
+    } else {
+        lfd = MHD_quiesce_daemon(s->mhd);
+        if (lfd != MHD_INVALID_SOCKET)
+            close(lfd); /* new connections are now refused, not left waiting in the backlog */
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -392,10 +455,21 @@ void ag_server_free(struct ag_server *s)
 {
     if (s == NULL)
         return;
-    if (s->mhd != NULL) {
-        /* transfers and tunnels end first: the daemon must not hold suspended connections when it stops */
-        ag_proxy_stop(s->app->proxy);
+    if (s->mhd != NULL)
         MHD_stop_daemon(s->mhd);
+    if (s->mhds != NULL) {
+        /* transfers and tunnels end first: a daemon must not hold suspended connections when it stops */
+        ag_proxy_stop(s->app->proxy);
+        for (unsigned i = 0; i < s->nmhds; i++) {
+            MHD_quiesce_daemon(s->mhds[i]); /* then it leaves the shared socket open */
+            MHD_stop_daemon(s->mhds[i]);
+        }
+        free(s->mhds);
+        s->mhds = NULL;
+        if (quiesce_fd >= 0 && atomic_load(&quiesce_left) > 0) {
+            close(quiesce_fd); /* the loops stopped before every one of them quiesced */
+            quiesce_fd = -1;
+        }
     }
     ag_guard_free(s->guard); /* after the daemon: every connection has been reported closed */
     s->mhd = NULL;

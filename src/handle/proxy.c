@@ -30,6 +30,7 @@
 
 struct ag_proxy_shared {
     struct ag_loops *loops;
+    struct ag_loops_conf lc;
 };
 
 /* A bounded byte queue; its buffer is allocated on first use (most requests have no body). */
@@ -314,13 +315,20 @@ static void park(struct ag_proxy *px)
     MHD_suspend_connection(px->conn);
 }
 
-/* Under mu: whether the parked connection is to be resumed; the caller calls MHD_resume_connection
- * after unlocking (while parked, libmicrohttpd cannot free the connection, and nobody else resumes it). */
+/* Under mu: whether the parked connection is to be resumed; the caller calls resume() after unlocking
+ * (while parked, libmicrohttpd cannot free the connection, and nobody else resumes it). */
 static bool unpark(struct ag_proxy *px)
 {
     bool was = px->parked;
     px->parked = false;
     return was;
+}
+
+/* Resume the parked connection; the loop runs its daemon before it waits again. */
+static void resume(struct ag_proxy *px)
+{
+    MHD_resume_connection(px->conn);
+    ag_loop_kick(px->loop);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -330,7 +338,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *cls)
 {
     struct ag_proxy *px = cls;
     size_t n;
-    bool resume = false;
+    bool unparked = false;
 
     pthread_mutex_lock(&px->mu);
     if (px->aborted) {
@@ -344,10 +352,10 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *cls)
         return CURL_READFUNC_PAUSE;
     }
     if (n > 0)
-        resume = unpark(px); /* the worker waits for room to put more of the body */
+        unparked = unpark(px); /* the worker waits for room to put more of the body */
     pthread_mutex_unlock(&px->mu);
-    if (resume)
-        MHD_resume_connection(px->conn);
+    if (unparked)
+        resume(px);
     return n; /* 0 at the end of the body */
 }
 
@@ -355,7 +363,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *cls)
 {
     struct ag_proxy *px = cls;
     size_t total = size * nmemb;
-    bool resume;
+    bool unparked;
 
     pthread_mutex_lock(&px->mu);
     px->headers_done = true;
@@ -372,10 +380,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *cls)
         pthread_mutex_unlock(&px->mu);
         return 0; /* no memory for the buffer */
     }
-    resume = unpark(px);
+    unparked = unpark(px);
     pthread_mutex_unlock(&px->mu);
-    if (resume)
-        MHD_resume_connection(px->conn);
+    if (unparked)
+        resume(px);
     return total;
 }
 
@@ -384,7 +392,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
     struct ag_proxy *px = cls;
     size_t len = size * nitems, n = len, colon;
     size_t ret = len;
-    bool resume = false;
+    bool unparked = false;
 
     while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
         n--;
@@ -399,7 +407,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
     } else if (n == 0) {
         if (px->status >= 200) {
             px->headers_done = true;
-            resume = unpark(px);
+            unparked = unpark(px);
         }
     } else if ((colon = (size_t)((const char *)memchr(line, ':', n) - line)) < n && colon > 0 &&
                line[0] != ' ' && line[0] != '\t') {
@@ -444,8 +452,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
         }
     }
     pthread_mutex_unlock(&px->mu);
-    if (resume)
-        MHD_resume_connection(px->conn);
+    if (unparked)
+        resume(px);
     return ret;
 }
 
@@ -454,7 +462,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *cls)
 static void finished(struct ag_loop *loop, struct ag_proxy *px, CURLcode result, bool timed_out)
 {
     void **head = ag_loop_slot(loop, AG_LOOP_SLOT_PROXY);
-    bool resume;
+    bool unparked;
 
     if (px->in_multi)
         ag_loop_remove(loop, &px->x);
@@ -473,10 +481,10 @@ static void finished(struct ag_loop *loop, struct ag_proxy *px, CURLcode result,
         px->result = result;
         px->timed_out = timed_out;
     }
-    resume = unpark(px);
+    unparked = unpark(px);
     pthread_mutex_unlock(&px->mu);
-    if (resume)
-        MHD_resume_connection(px->conn);
+    if (unparked)
+        resume(px);
     release(px);
 }
 
@@ -594,26 +602,34 @@ enum ag_rc ag_proxy_shared_new(const struct ag_proxy_conf *conf, struct ag_proxy
 {
     struct ag_proxy_shared *ps = calloc(1, sizeof(*ps));
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    struct ag_loops_conf lc = {ncpu > 0 ? (unsigned)ncpu : 1, 0, 0};
-    enum ag_rc rc;
 
     *out = NULL;
     if (ps == NULL)
         return AG_ERR_NOMEM;
-    if (conf->loops > 0)
-        lc.count = conf->loops;
+    ps->lc.count = conf->loops > 0 ? conf->loops : ncpu > 0 ? (unsigned)ncpu : 1;
     /* the per-upstream limit is shared out between the loops (each at least one connection) */
     if (conf->max_conns_per_upstream > 0)
-        lc.max_host_conns = (long)((conf->max_conns_per_upstream + lc.count - 1) / lc.count);
-    lc.max_conns = lc.max_host_conns > 0 ? lc.max_host_conns * (long)(conf->upstreams > 0 ? conf->upstreams : 1)
-                                         : 0;
-    rc = ag_loops_start(&lc, &ps->loops);
-    if (rc != AG_OK) {
-        free(ps);
-        return rc;
-    }
+        ps->lc.max_host_conns = (long)((conf->max_conns_per_upstream + ps->lc.count - 1) / ps->lc.count);
+    ps->lc.max_conns = ps->lc.max_host_conns * (long)(conf->upstreams > 0 ? conf->upstreams : 1);
     *out = ps;
     return AG_OK;
+}
+
+unsigned ag_proxy_loop_count(const struct ag_proxy_shared *ps)
+{
+    return ps->lc.count;
+}
+
+enum ag_rc ag_proxy_start(struct ag_proxy_shared *ps, struct MHD_Daemon *const *daemons)
+{
+    ps->lc.mhd = daemons;
+    return ag_loops_start(&ps->lc, &ps->loops);
+}
+
+void ag_proxy_each_loop(struct ag_proxy_shared *ps, void (*fn)(struct ag_loop *loop))
+{
+    if (ps != NULL)
+        ag_loops_broadcast(ps->loops, fn);
 }
 
 void ag_proxy_drain(struct ag_proxy_shared *ps)
@@ -724,7 +740,9 @@ static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, con
         return AG_ERR_NOMEM;
     rq->proxy = px;
     px->up = up;
-    px->loop = ag_loops_pick(rq->app->proxy->loops);
+    px->loop = ag_loop_current(); /* the connection's own: the whole request stays on it */
+    if (px->loop == NULL)
+        return AG_ERR_INTERNAL;
     px->timeout_ms = cfg->upstream_timeout > 0 ? cfg->upstream_timeout : 30000;
     px->hdrs = upstream_headers(rq, up, s, body, length);
     if (px->hdrs == NULL)

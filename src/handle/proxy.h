@@ -4,10 +4,10 @@
  * headers dropped, X-Forwarded-* set and the identity headers of DESIGN.md section 2 (client copies
  * removed first), the session and CSRF cookies taken out of Cookie.
  *
- * Nothing blocks on the upstream: the connection's worker hands each transfer to an event loop
- * (net/loop.h, one per CPU) that runs it in its curl multi handle, and suspends the connection while it
- * waits (for the response's headers, for answer bytes, for room to put more of the body); the loop
- * resumes it. Each direction holds at most 64 KiB, so a slow client holds back the upstream (libcurl
+ * Nothing blocks on the upstream: the event loop (net/loop.h) that runs the client's connection also
+ * runs the transfer, in its curl multi handle, and suspends the connection while it waits (for the
+ * response's headers, for answer bytes, for room to put more of the body); the transfer's callbacks
+ * resume it. Each direction holds at most 64 KiB, so a slow client holds back the upstream (libcurl
  * pauses) and a slow upstream holds back the client (libmicrohttpd stops reading). Upstream connections
  * are kept alive in each loop's pool, at most --upstream-max-connections per upstream. */
 #ifndef AG_HANDLE_PROXY_H
@@ -18,7 +18,8 @@
 #include "request.h"
 
 /* The event loops and their upstream connections, shared by every transfer. loops 0: one per CPU;
- * max_conns_per_upstream 0: no limit; upstreams: how many are configured (the pool's size). */
+ * max_conns_per_upstream 0: no limit; upstreams: how many are configured (the pool's size). The loops
+ * start with ag_proxy_start, each running one of the server's daemons. */
 struct ag_proxy_conf {
     unsigned loops;
     unsigned max_conns_per_upstream;
@@ -26,6 +27,17 @@ struct ag_proxy_conf {
 };
 struct ag_proxy_shared;
 enum ag_rc ag_proxy_shared_new(const struct ag_proxy_conf *conf, struct ag_proxy_shared **out);
+
+/* How many loops (and so daemons) ag_proxy_start wants. */
+unsigned ag_proxy_loop_count(const struct ag_proxy_shared *ps);
+
+/* Start the loops, the i-th running daemons[i] (libmicrohttpd with MHD_USE_EPOLL, no thread of its own,
+ * suspend/resume and upgrades allowed; the caller stops them after ag_proxy_stop). */
+enum ag_rc ag_proxy_start(struct ag_proxy_shared *ps, struct MHD_Daemon *const *daemons);
+
+/* Run fn once on every loop's thread (returns at once). NULL ps is fine. */
+struct ag_loop;
+void ag_proxy_each_loop(struct ag_proxy_shared *ps, void (*fn)(struct ag_loop *loop));
 
 /* The server drains (SIGTERM): close every WebSocket tunnel; transfers go on. Returns at once. */
 void ag_proxy_drain(struct ag_proxy_shared *ps);

@@ -141,6 +141,13 @@ static void release(struct ag_tunnel *t, struct ag_loop *on_loop)
 /* ------------------------------------------------------------------------------------------------
  * The loop's side. */
 
+/* Resume the parked (or upgraded) connection; the loop runs its daemon before it waits again. */
+static void resume(struct ag_tunnel *t)
+{
+    MHD_resume_connection(t->conn);
+    ag_loop_kick(t->loop);
+}
+
 /* Under mu: the worker's answer can be made; resume its connection after unlocking. */
 static bool settle(struct ag_tunnel *t, enum ag_rc result, const char *why)
 {
@@ -160,7 +167,7 @@ static void close_tunnel(struct ag_loop *loop, struct ag_tunnel *t, enum ag_rc r
 {
     void **head = ag_loop_slot(loop, AG_LOOP_SLOT_TUNNEL);
     struct MHD_UpgradeResponseHandle *urh = NULL;
-    bool resume;
+    bool unparked;
 
     if (t->state == T_CLOSED)
         return;
@@ -195,12 +202,14 @@ static void close_tunnel(struct ag_loop *loop, struct ag_tunnel *t, enum ag_rc r
     t->closed = true;
     if (t->splicing)
         urh = t->urh;
-    resume = settle(t, result, why);
+    unparked = settle(t, result, why);
     pthread_mutex_unlock(&t->mu);
-    if (urh != NULL)
+    if (urh != NULL) {
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-    if (resume)
-        MHD_resume_connection(t->conn);
+        ag_loop_kick(loop);
+    }
+    if (unparked)
+        resume(t);
     release(t, loop);
 }
 
@@ -437,10 +446,10 @@ static void handshake(struct ag_loop *loop, struct ag_tunnel *t)
     ag_loop_timer_disarm(loop, &t->timer);
     ag_loop_watch(loop, &t->up, 0);
     pthread_mutex_lock(&t->mu);
-    bool resume = settle(t, AG_OK, NULL);
+    bool unparked = settle(t, AG_OK, NULL);
     pthread_mutex_unlock(&t->mu);
-    if (resume)
-        MHD_resume_connection(t->conn);
+    if (unparked)
+        resume(t);
 }
 
 static void on_up_io(struct ag_loop *loop, struct ag_loop_io *io, uint32_t events)
@@ -530,6 +539,7 @@ static void task_splice(struct ag_loop *loop, struct ag_loop_task *task)
     pthread_mutex_unlock(&t->mu);
     if (urh != NULL) {
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        ag_loop_kick(loop);
     } else {
         t->state = T_SPLICING;
         t->client.fd = t->client_fd;

@@ -33,6 +33,9 @@ struct ag_loop {
     char *scratch;
     void *slots[AG_LOOP_SLOTS];
     bool stop; /* the loop's own: leave after this batch */
+    struct MHD_Daemon *mhd;
+    struct ag_loop_io mhd_io; /* the daemon's epoll fd */
+    bool mhd_ready, kicked, self_posted;
 
     pthread_mutex_t mu; /* the mailbox */
     struct ag_loop_task *head, *tail;
@@ -52,6 +55,40 @@ struct curl_sock {
     struct ag_loop_io io;
     struct ag_loop *loop;
 };
+
+static _Thread_local struct ag_loop *current;
+
+struct ag_loop *ag_loop_current(void)
+{
+    return current;
+}
+
+struct MHD_Daemon *ag_loop_mhd(struct ag_loop *loop)
+{
+    return loop->mhd;
+}
+
+void ag_loop_kick(struct ag_loop *loop)
+{
+    loop->kicked = true;
+}
+
+unsigned ag_loops_count(const struct ag_loops *ls)
+{
+    return ls->n;
+}
+
+struct ag_loop *ag_loops_at(struct ag_loops *ls, unsigned i)
+{
+    return &ls->v[i];
+}
+
+static void on_mhd_io(struct ag_loop *loop, struct ag_loop_io *io, uint32_t events)
+{
+    AG_UNUSED(io);
+    AG_UNUSED(events);
+    loop->mhd_ready = true;
+}
 
 int64_t ag_loop_now_ms(void)
 {
@@ -273,7 +310,9 @@ enum ag_loop_post_rc ag_loop_post(struct ag_loop *loop, struct ag_loop_task *tas
     }
     task->queued = true;
     task->next = NULL;
-    wake = loop->head == NULL;
+    wake = loop->head == NULL && loop != current;
+    if (loop == current)
+        loop->self_posted = true; /* run after the current step: no wake-up needed */
     if (loop->tail != NULL)
         loop->tail->next = task;
     else
@@ -285,15 +324,11 @@ enum ag_loop_post_rc ag_loop_post(struct ag_loop *loop, struct ag_loop_task *tas
     return AG_LOOP_QUEUED;
 }
 
-static void on_wake(struct ag_loop *loop, struct ag_loop_io *io, uint32_t events)
+static void run_tasks(struct ag_loop *loop)
 {
-    uint64_t n;
     struct ag_loop_task *t;
     bool closing;
 
-    AG_UNUSED(events);
-    if (read(io->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-        ag_log_error("event loop: cannot read its wake-up (%s)", strerror(errno));
     pthread_mutex_lock(&loop->mu);
     t = loop->head;
     loop->head = loop->tail = NULL;
@@ -315,15 +350,33 @@ static void on_wake(struct ag_loop *loop, struct ag_loop_io *io, uint32_t events
     }
 }
 
+static void on_wake(struct ag_loop *loop, struct ag_loop_io *io, uint32_t events)
+{
+    uint64_t n;
+
+    AG_UNUSED(events);
+    if (read(io->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        ag_log_error("event loop: cannot read its wake-up (%s)", strerror(errno));
+    run_tasks(loop);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * The thread. */
 
 static int wait_ms(struct ag_loop *loop, int64_t now)
 {
     int64_t at = loop->curl_at;
+    MHD_UNSIGNED_LONG_LONG mhd_ms;
 
+    if (loop->self_posted || loop->kicked || loop->mhd_ready)
+        return 0;
     if (loop->timers_head != NULL && (at < 0 || loop->timers_head->at < at))
         at = loop->timers_head->at;
+    if (loop->mhd != NULL && MHD_get_timeout(loop->mhd, &mhd_ms) == MHD_YES) {
+        int64_t m = now + (mhd_ms > 60000 ? 60000 : (int64_t)mhd_ms);
+        if (at < 0 || m < at)
+            at = m;
+    }
     if (at < 0)
         return -1;
     return at <= now ? 0 : at - now > 60000 ? 60000 : (int)(at - now);
@@ -334,6 +387,7 @@ static void *run(void *cls)
     struct ag_loop *loop = cls;
     struct epoll_event ev[MAX_EVENTS];
 
+    current = loop;
     while (!loop->stop) {
         int n = epoll_wait(loop->epfd, ev, MAX_EVENTS, wait_ms(loop, ag_loop_now_ms()));
         if (n < 0 && errno != EINTR) {
@@ -353,6 +407,21 @@ static void *run(void *cls)
             curl_done(loop);
         }
         run_timers(loop, now);
+        /* the daemon: when its socket is ready, its timeout passed, or a connection was resumed; tasks it
+         * posts (and the resumptions they cause) are handled before waiting again */
+        if (loop->mhd != NULL && n == 0)
+            loop->mhd_ready = true; /* its timeout, or work it left pending */
+        while (!loop->stop && (loop->mhd_ready || loop->kicked || loop->self_posted)) {
+            if (loop->mhd != NULL && (loop->mhd_ready || loop->kicked)) {
+                loop->mhd_ready = loop->kicked = false;
+                MHD_run(loop->mhd);
+            }
+            loop->kicked = loop->mhd == NULL ? false : loop->kicked;
+            if (loop->self_posted) {
+                loop->self_posted = false;
+                run_tasks(loop);
+            }
+        }
         run_later(loop);
     }
     return NULL;
@@ -397,6 +466,19 @@ static enum ag_rc loop_init(struct ag_loop *loop, const struct ag_loops_conf *co
     return AG_OK;
 }
 
+static enum ag_rc attach_mhd(struct ag_loop *loop, struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+
+    if (di == NULL || di->epoll_fd < 0)
+        return AG_ERR_INTERNAL;
+    loop->mhd = d;
+    loop->mhd_io.fd = di->epoll_fd;
+    loop->mhd_io.fn = on_mhd_io;
+    loop->mhd_ready = true; /* a first run: connections may be waiting already */
+    return ag_loop_watch(loop, &loop->mhd_io, EPOLLIN);
+}
+
 enum ag_rc ag_loops_start(const struct ag_loops_conf *conf, struct ag_loops **out)
 {
     struct ag_loops *ls = calloc(1, sizeof(*ls));
@@ -410,7 +492,8 @@ enum ag_rc ag_loops_start(const struct ag_loops_conf *conf, struct ag_loops **ou
     ls->n = n;
     for (unsigned i = 0; i < n; i++) {
         struct ag_loop *loop = &ls->v[i];
-        if (loop_init(loop, conf) != AG_OK || pthread_create(&loop->thread, NULL, run, loop) != 0) {
+        if (loop_init(loop, conf) != AG_OK || (conf->mhd != NULL && attach_mhd(loop, conf->mhd[i]) != AG_OK) ||
+            pthread_create(&loop->thread, NULL, run, loop) != 0) {
             ls->n = i + 1; /* this one is initialised: free it too */
             ag_loops_free(ls);
             return AG_ERR_INTERNAL;

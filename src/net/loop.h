@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Event loops for the reverse proxy: one thread per loop (one loop per CPU), each with an epoll set, a
- * libcurl multi handle driven by that set (curl_multi_socket_action), timers, and a mailbox through
- * which other threads hand it work. Everything a loop owns (curl handles, watched sockets, timers) is
- * touched only on its thread; other threads talk to it only by posting tasks.
+ * Event loops for the reverse proxy: one thread per loop, each with an epoll set that holds a
+ * libmicrohttpd daemon's (the loop runs it: MHD_run), a libcurl multi handle's sockets
+ * (curl_multi_socket_action), timers, and a mailbox through which other threads hand it work. A request
+ * lives on one loop from its first byte to its last, client side and upstream side, so nothing crosses
+ * threads on the way. Everything a loop owns (its daemon's connections, curl handles, watched sockets,
+ * timers) is touched only on its thread; other threads talk to it only by posting tasks.
  *
  * Modelled on Redis's ae.c and libcurl's multi-socket examples: the loop knows nothing of HTTP. */
 #ifndef AG_NET_LOOP_H
 #define AG_NET_LOOP_H
 
 #include <curl/curl.h>
+#include <microhttpd.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -50,11 +53,14 @@ struct ag_loop_xfer {
 };
 
 /* What the multi handles are told: max_host_conns connections to one host:port (0: no limit; the
- * upstream's limit divided between the loops), max_conns kept open in all. */
+ * upstream's limit divided between the loops), max_conns kept open in all. mhd: NULL, or one daemon per
+ * loop, started without a thread of its own and with MHD_USE_EPOLL (the loop runs it; the caller stops
+ * it after the loops). */
 struct ag_loops_conf {
     unsigned count;
     long max_host_conns;
     long max_conns;
+    struct MHD_Daemon *const *mhd;
 };
 
 /* Start conf->count loops (at least one). *out is freed by ag_loops_free. */
@@ -74,12 +80,26 @@ void ag_loops_free(struct ag_loops *ls);
 /* The loop for a new piece of work (round robin). */
 struct ag_loop *ag_loops_pick(struct ag_loops *ls);
 
-/* Queue task on loop (any thread): AG_LOOP_QUEUED, or AG_LOOP_ALREADY when it is still queued from an
- * earlier post (it runs once), or AG_LOOP_CLOSED when the loop has stopped (fn will not run). */
+/* Queue task on loop (any thread; from the loop's own thread it runs after the current step, without a
+ * wake-up): AG_LOOP_QUEUED, or AG_LOOP_ALREADY when it is still queued from an earlier post (it runs
+ * once), or AG_LOOP_CLOSED when the loop has stopped (fn will not run). */
 enum ag_loop_post_rc { AG_LOOP_QUEUED, AG_LOOP_ALREADY, AG_LOOP_CLOSED };
 enum ag_loop_post_rc ag_loop_post(struct ag_loop *loop, struct ag_loop_task *task);
 
+/* How many loops, and the i-th (for the caller's own bookkeeping). */
+unsigned ag_loops_count(const struct ag_loops *ls);
+struct ag_loop *ag_loops_at(struct ag_loops *ls, unsigned i);
+
+/* The loop whose thread calls, or NULL. */
+struct ag_loop *ag_loop_current(void);
+
 /* The following are for the loop's own thread. */
+
+/* The loop's daemon (NULL without one). */
+struct MHD_Daemon *ag_loop_mhd(struct ag_loop *loop);
+
+/* A connection of this loop's daemon was resumed: run the daemon before waiting again. */
+void ag_loop_kick(struct ag_loop *loop);
 
 /* Hand x->h to the loop's multi handle. AG_OK, or the error with nothing added. */
 enum ag_rc ag_loop_add(struct ag_loop *loop, struct ag_loop_xfer *x);
