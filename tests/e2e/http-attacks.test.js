@@ -12,7 +12,7 @@
 // Cookie headers (E); own endpoints and the Envoy remove list are checked on the check gate (C).
 // Then slow clients (section G): 500 slow heads with a /ping loop, eviction at max_connections in
 // both modes, 10,000 idle connections, max_connections_per_ip. Last, the coverage map of
-// tests/e2e/README.md is checked against the class lists of ATTACKS.md and issue 11, and every
+// tests/e2e/README.md is checked against the class lists of ATTACKS.md and issues 11 and 12, and every
 // daemon must exit 0 on SIGTERM.
 
 import assert from 'node:assert/strict';
@@ -807,10 +807,10 @@ describe('slow clients (read_header_timeout, eviction at max_connections, max_co
 });
 
 // ----------------------------------------------------------------------------------------------
-// The coverage map (tests/e2e/README.md) against the classes of ATTACKS.md and issue 11.
+// The coverage map (tests/e2e/README.md) against the classes of ATTACKS.md and issues 11 and 12.
 //
-// Every bullet of shared/ATTACKS.md and every numbered class of issue 11 (its bypasses, the fuzz
-// targets and the HTTP attack suite) has an id here; README.md's table has a row per id naming the
+// Every bullet of shared/ATTACKS.md, every numbered class of issue 11 (its bypasses, the fuzz
+// targets and the HTTP attack suite) and the streaming behaviours of issue 12 have an id here; README.md's table has a row per id naming the
 // test(s) that cover it, or "not covered: <why>". When ATTACKS.md is readable ($AG_ATTACKS_MD, or
 // shared/ATTACKS.md next to the checkout), each of its bullets must be in this list: a new bullet
 // fails this test until it is mapped. The list is copied here so the check never depends on it.
@@ -851,6 +851,14 @@ const CLASS_IDS = [
   ...Array.from({ length: 12 }, (_, i) => [`I${i + 1}`, `issue 11 item ${i + 1}`]),
   ['IF', 'issue 11: fuzz targets (make fuzz, CI fuzz step)'],
   ['IH', 'issue 11: an attack suite at the HTTP level'],
+  // issue 12 (the event-driven proxy): the streaming behaviour it must keep or add
+  ['P1', 'issue 12: a slow client does not make authgate buffer an upstream\'s whole answer'],
+  ['P2', 'issue 12: a slow upstream does not make authgate buffer a client\'s whole upload'],
+  ['P3', 'issue 12: 1,000 concurrent SSE streams that each get their events promptly'],
+  ['P4', 'issue 12: an upstream that closes mid-body gives an answer the client can see is truncated'],
+  ['P5', 'issue 12: WebSocket tunnels keep working'],
+  ['P6', 'issue 12: drain on SIGTERM, in-flight transfers and tunnels'],
+  ['P7', 'issue 12: upstream connections are pooled (keep-alive)'],
 ];
 
 function findAttacksMd() {
@@ -860,7 +868,7 @@ function findAttacksMd() {
   return candidates.find((f) => existsSync(f));
 }
 
-test('coverage map: every class of ATTACKS.md and issue 11 has a row in tests/e2e/README.md naming a real test, or "not covered: why"', () => {
+test('coverage map: every class of ATTACKS.md and issues 11 and 12 has a row in tests/e2e/README.md naming a real test, or "not covered: why"', () => {
   const readme = readFileSync(sourceFile('tests/e2e/README.md'), 'utf8');
   const rows = new Map();
   for (const line of readme.split('\n')) {
