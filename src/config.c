@@ -223,10 +223,10 @@ const struct ag_option ag_options[] = {
            "accepted for oauth2-proxy configs: streamed responses are always flushed at once"),
     AG_OPT(upstream_timeout, "upstream-timeout", AG_OPT_DURATION, "30s", NULL, 0, 0, 0, "Upstream",
            "how long to wait for the upstream's response headers (then 504)"),
-    AG_OPT(upstream_max_connections, "upstream-max-connections", AG_OPT_INT, "256", NULL, 0, 100000, 0,
+    AG_OPT(upstream_max_connections, "upstream-max-connections", AG_OPT_INT, "0", NULL, 0, 1000000, 0,
            "Upstream",
            "connections open to one upstream at most (kept alive and reused); further requests wait for "
-           "one, within upstream_timeout; 0 = no limit"),
+           "one, within upstream_timeout; 0 = no limit (a stream, SSE or long poll, holds one)"),
     AG_OPT(ssl_upstream_insecure_skip_verify, "ssl-upstream-insecure-skip-verify", AG_OPT_BOOL, "false", NULL,
            0, 0, 0, "Upstream", "do not verify upstream TLS certificates"),
 
