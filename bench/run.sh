@@ -115,14 +115,20 @@ if [ "$peer" = 1 ] && { [ ! -x "$apache" ] || [ ! -f "$apache_mods/mod_auth_open
 fi
 
 # The idle-connection pass needs an open-files limit above its connections, in authgate and the
-# client; the tunnel pass twice its tunnels in authgate (the client's socket and the upstream's). As
-# root the hard limit can be raised.
-want_fds=$(((nidle > 2 * nws ? nidle : 2 * nws) + 1024))
+# client; the tunnel pass twice its tunnels and a little more in authgate (the client's socket and
+# the upstream's). With CAP_SYS_RESOURCE the hard limit is raised, else the passes are made to fit.
+want_fds=$((nidle + 1024 > 2 * nws + 128 ? nidle + 1024 : 2 * nws + 128))
+nws_asked=$nws
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ] && ! ulimit -n "$want_fds" 2>/dev/null; then
     hard=$(ulimit -Hn)
-    [ "$nidle" -gt $((hard - 1024)) ] && nidle=$((hard - 1024))
-    [ "$nws" -gt $(((hard - 1024) / 2)) ] && nws=$(((hard - 1024) / 2))
-    echo "bench: open-files hard limit $hard: idle connections lowered to $nidle, tunnels to $nws" >&2
+    if [ "$nidle" -gt $((hard - 1024)) ]; then
+        nidle=$((hard - 1024))
+        echo "bench: open-files hard limit $hard: idle connections lowered to $nidle" >&2
+    fi
+    if [ "$nws" -gt $(((hard - 128) / 2)) ]; then
+        nws=$(((hard - 128) / 2))
+        echo "bench: open-files hard limit $hard: WebSocket tunnels lowered to $nws" >&2
+    fi
     ulimit -n "$hard"
 fi
 
@@ -755,7 +761,8 @@ if [ ${#tput[@]} -gt 0 ]; then
 fi
 if [ -n "$ws_state" ]; then
     echo
-    echo "WebSocket tunnels through authgate (proxy_websockets, bench/ws-idle.mjs, $nws asked for):"
+    echo "WebSocket tunnels through authgate (proxy_websockets, bench/ws-idle.mjs, $nws asked for$(
+        [ "$nws" = "$nws_asked" ] || echo ", not $nws_asked: open-files hard limit $(ulimit -Hn)")):"
     if [ "$ws_state" = ok ]; then
         echo "  open: $ws_ok (got their 101 and the echo; $ws_failed failed: ${ws_why//,/, }; $((ws_tried - ws_ok - ws_failed)) closed after"
         echo "  their echo; $((nws - ws_tried)) not tried within ${ws_timeout} s); ${ws_still:-?} still open when the client was stopped"
