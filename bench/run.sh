@@ -714,6 +714,7 @@ echo "  the check authgate, ag-proxy the proxy authgate"
 echo "verify/req = authgate's signature verifications (EVP_DigestVerify calls, bench/verify-count.c) / requests"
 echo "RSS MiB = halfway through the row's $conns-connection run: authgate's VmRSS; nginx's and Apache's PSS summed"
 echo "  over their processes (nginx-authreq: nginx's PSS and authgate's VmRSS)"
+[ -n "$profile_row" ] && echo "-p: perf recorded during the ag-proxy row, whose figures carry its overhead (run without -p for them)"
 if want bearer-distinct; then
     awk -v o="$ossl" 'BEGIN {printf "openssl speed rsa2048, this libcrypto, one core: %d verify/s (%.1f µs); x openssl =\n", o, 1e6 / o}'
     echo "  (1e6 / CPU µs/req) / $ossl: authgate's requests per CPU-second over openssl's RSA-2048 verifies per second"
@@ -811,19 +812,26 @@ fi
 
 if [ -n "$profile_row" ]; then
     prof=bench/profile-ag-proxy.txt
+    # perf_report ARGS... -> perf report on authgate's samples, its percentages of them
+    perf_report() { perf report -i "$tmp/perf.data" --pid "$agp_pid" --percentage relative --stdio "$@" 2>>"$tmp/perf-report.log"; }
+    # terse FILE [LINES] -> its first LINES lines (all) without perf's hints and empty lines
+    terse() { awk -v n="${2:-999999}" '!/^#?$/ && !/^# To display/ && !/Tip:/ && c++ < n' "$1"; }
     if [ -s "$tmp/perf.data" ] &&
-        perf report -i "$tmp/perf.data" --pid "$agp_pid" --percentage relative --stdio --no-children -g none --percent-limit 0.5 \
-            >"$tmp/perf-flat.txt" 2>"$tmp/perf-report.log" &&
-        perf report -i "$tmp/perf.data" --pid "$agp_pid" --percentage relative --stdio --no-children >"$tmp/perf.txt" 2>>"$tmp/perf-report.log"; then
+        perf_report --no-children -g none --sort dso --percent-limit 0.5 >"$tmp/perf-dso.txt" &&
+        perf_report --no-children -g none --percent-limit 0.5 >"$tmp/perf-flat.txt" &&
+        perf_report --no-children >"$tmp/perf.txt"; then
         {
             echo "# authgate's proxy during the ag-proxy row of bench/run.sh (wrk -t$threads -c$conns -d${dur}s, session cookie)"
             echo "# perf record -a -g -F 999 for the row's ${dur} s, authgate's samples (--pid); frame-pointer call"
             echo "# chains: frames of code built without frame pointers show as bare addresses"
-            echo "#"
-            echo "# perf report --percentage relative --stdio --no-children -g none --percent-limit 0.5 (flat), first 50 lines:"
-            grep -v '^$' "$tmp/perf-flat.txt" | head -50
-            echo "#"
-            echo "# perf report --percentage relative --stdio --no-children (with call chains), its first 60 lines:"
+            echo
+            echo "# by shared object: perf report --no-children -g none --sort dso --percent-limit 0.5"
+            terse "$tmp/perf-dso.txt"
+            echo
+            echo "# flat: perf report --no-children -g none --percent-limit 0.5, first 50 lines"
+            terse "$tmp/perf-flat.txt" 50
+            echo
+            echo "# perf report --stdio --no-children (with call chains), first 60 lines"
             head -60 "$tmp/perf.txt"
         } >"$prof"
         echo "profile of the ag-proxy row: $prof"
