@@ -650,20 +650,20 @@ max_connections = $((nws + 100 > 10000 ? nws + 100 : 10000))"
     done
     if read -r ws_tried ws_ok ws_failed ws_why <"$tmp/ws-idle.out"; then
         sleep 1
-        ws_threads1=$(threads_of "$agw_pid")
-        ws_rss1=$(rss_kib "$agw_pid")
-        kill "$wsc_pid"
-        wait "$wsc_pid" || true
-        ws_still=$(sed -n 2p "$tmp/ws-idle.out")
         ws_state=ok
     else
-        ws_threads1=$(threads_of "$agw_pid")
-        ws_rss1=$(rss_kib "$agw_pid")
-        kill "$wsc_pid" 2>/dev/null || true
-        wait "$wsc_pid" || true
         echo "bench: the WebSocket client did not report within $((ws_timeout + 30)) s: $(tail -3 "$tmp/ws-idle.err")" >&2
         ws_state=no-report
     fi
+    ws_threads1=$(threads_of "$agw_pid" 2>/dev/null) || ws_threads1=
+    ws_rss1=$(rss_kib "$agw_pid" 2>/dev/null) || ws_rss1=
+    if [ -z "$ws_threads1" ] || [ -z "$ws_rss1" ]; then
+        echo "bench: the WebSocket pass's authgate exited: $(tail -3 "$tmp/authgate-ws.log")" >&2
+        ws_state=authgate-exited ws_threads1=0 ws_rss1=0
+    fi
+    kill "$wsc_pid" 2>/dev/null || true
+    wait "$wsc_pid" || true
+    ws_still=$(sed -n 2p "$tmp/ws-idle.out")
 fi
 
 # to_us LATENCY -> microseconds, from wrk's "812.00us", "1.23ms", "1.05s" or "1.00m"
@@ -764,21 +764,25 @@ if [ -n "$ws_state" ]; then
     echo
     echo "WebSocket tunnels through authgate (proxy_websockets, bench/ws-idle.mjs, $nws asked for$(
         [ "$nws" = "$nws_asked" ] || echo ", not $nws_asked: open-files hard limit $(ulimit -Hn)")):"
-    if [ "$ws_state" = ok ]; then
-        echo "  open: $ws_ok (got their 101 and the echo; $ws_failed failed: ${ws_why//,/, }; $((ws_tried - ws_ok - ws_failed)) closed after"
-        echo "  their echo; $((nws - ws_tried)) not tried within ${ws_timeout} s); ${ws_still:-?} still open when the client was stopped"
-    else
+    if [ "$ws_state" = no-report ]; then
         echo "  INVALID: the client did not report within $((ws_timeout + 30)) s"
         ws_ok=0
+    else
+        echo "  open: $ws_ok (got their 101 and the echo; $ws_failed failed: ${ws_why//,/, }; $((ws_tried - ws_ok - ws_failed)) closed after"
+        echo "  their echo; $((nws - ws_tried)) not tried within ${ws_timeout} s); ${ws_still:-?} still open when the client was stopped"
     fi
-    awk -v t0="$ws_threads0" -v t1="$ws_threads1" -v r0="$ws_rss0" -v r1="$ws_rss1" -v n="$ws_ok" 'BEGIN {
-        printf "  authgate threads: %d before, %d with them; RSS %.1f MiB before, %.1f MiB with them", t0, t1, r0 / 1024, r1 / 1024
-        if (n > 0) printf ": %.1f KiB per tunnel", (r1 - r0) / n
-        printf "\n" }'
-    # "a thread count that does not grow with them": fewer than one thread more per 100 tunnels
-    per100=-
-    [ "$ws_ok" -gt 0 ] && per100=$(awk -v a=$((ws_threads1 - ws_threads0)) -v n="$ws_ok" 'BEGIN {printf "%.2f", a * 100 / n}')
-    target "threads added per 100 tunnels" "$per100" "<" 1 ""
+    if [ "$ws_state" = authgate-exited ]; then
+        echo "  INVALID: authgate exited during the pass"
+    else
+        awk -v t0="$ws_threads0" -v t1="$ws_threads1" -v r0="$ws_rss0" -v r1="$ws_rss1" -v n="$ws_ok" 'BEGIN {
+            printf "  authgate threads: %d before, %d with them; RSS %.1f MiB before, %.1f MiB with them", t0, t1, r0 / 1024, r1 / 1024
+            if (n > 0) printf ": %.1f KiB per tunnel", (r1 - r0) / n
+            printf "\n" }'
+        # "a thread count that does not grow with them": fewer than one thread more per 100 tunnels
+        per100=-
+        [ "$ws_ok" -gt 0 ] && per100=$(awk -v a=$((ws_threads1 - ws_threads0)) -v n="$ws_ok" 'BEGIN {printf "%.2f", a * 100 / n}')
+        target "threads added per 100 tunnels" "$per100" "<" 1 ""
+    fi
 fi
 
 rss64=$(for r in "${results[@]}"; do read -r name _ _ _ _ vpr mib _ <<<"$r"; [ "$vpr" = - ] || echo "$mib"; done | sort -n | tail -1)
