@@ -68,15 +68,22 @@ start_provider() {
 }
 
 # start_authgate PORT [EXTRA-CONFIG-LINES] -> $ag_pid, $ag (its base URL); $tmp/authgate.log
-# AG_BENCH_PRELOAD: a library to preload into authgate; AG_BENCH_WRAP (e.g. "perf record -g -o
-# /tmp/perf.data") runs authgate under a profiler: $ag_pid is then the authgate process it starts.
+# The upstream is static://200 (the check) unless the extra lines give `upstreams`. Every authgate of
+# a run shares Redis and one cookie secret ($cookie_secret), so one login's session cookie is valid
+# at all of them. AG_BENCH_NAME (default authgate) names the configuration and log in $tmp, for a
+# second instance (the caller keeps the first one's $ag_pid and $ag). AG_BENCH_PRELOAD: a library to
+# preload into authgate; AG_BENCH_WRAP (e.g. "perf record -g -o /tmp/perf.data") runs authgate under
+# a profiler: $ag_pid is then the authgate process it starts.
 start_authgate() {
-    cat >"$tmp/authgate.cfg" <<CFG
+    local name=${AG_BENCH_NAME:-authgate} upstreams='upstreams = ["static://200"]'
+    [ -n "${cookie_secret:-}" ] || cookie_secret=$(openssl rand -base64 32)
+    grep -q '^upstreams *=' <<<"${2:-}" && upstreams=
+    cat >"$tmp/$name.cfg" <<CFG
 provider = "oidc"
 oidc_issuer_url = "$issuer"
 client_id = "authgate"
 client_secret = "authgate-secret"
-cookie_secret = "$(openssl rand -base64 32)"
+cookie_secret = "$cookie_secret"
 cookie_secure = false
 email_domains = ["*"]
 skip_jwt_bearer_tokens = true
@@ -84,16 +91,16 @@ oidc_extra_audiences = ["urn:authgate:api"]
 scope = "openid email profile groups"
 redis_connection_url = "redis://127.0.0.1:$redis_port/0"
 http_address = "127.0.0.1:$1"
-upstreams = ["static://200"]
+$upstreams
 set_xauthrequest = true
 skip_provider_button = true
 request_logging = false
 workers = ${AG_BENCH_WORKERS:-0}
 ${2:-}
 CFG
-    chmod 600 "$tmp/authgate.cfg"
+    chmod 600 "$tmp/$name.cfg"
     LD_PRELOAD="${AG_BENCH_PRELOAD:-}${AG_BENCH_PRELOAD:+${LD_PRELOAD:+:}}${LD_PRELOAD:-}" \
-        ${AG_BENCH_WRAP:-} build-bench/src/authgate --config "$tmp/authgate.cfg" 2>"$tmp/authgate.log" &
+        ${AG_BENCH_WRAP:-} build-bench/src/authgate --config "$tmp/$name.cfg" 2>"$tmp/$name.log" &
     ag_pid=$!
     pids+=("$ag_pid")
     ag="http://127.0.0.1:$1"
@@ -105,3 +112,5 @@ CFG
 
 # rss_kib PID -> VmRSS in KiB
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# threads_of PID -> its thread count
+threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
