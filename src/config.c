@@ -69,7 +69,8 @@ const struct ag_option ag_options[] = {
     AG_OPT(metrics_address, "metrics-address", AG_OPT_STRING, NULL, NULL, 0, 0, AG_P, "Server",
            "address to serve Prometheus metrics on (/metrics)"),
     AG_OPT(workers, "workers", AG_OPT_INT, "0", NULL, 0, 256, 0, "Server",
-           "request worker threads; 0 = four per CPU (they wait on Redis and the provider)"),
+           "request worker threads; 0 = four per CPU (they wait on Redis and the provider); reverse "
+           "proxy: event loops, 0 = one per CPU"),
     AG_OPT(max_connections, "max-connections", AG_OPT_INT, "10000", NULL, 1, 1000000, 0, "Server",
            "most client connections open at once; more are refused"),
     AG_OPT(max_connections_per_ip, "max-connections-per-ip", AG_OPT_INT, "0", NULL, 0, 1000000, 0, "Server",

@@ -259,6 +259,54 @@ static void add_identity(struct collect *c, const struct ag_session *s)
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * Easy handles, reused per loop: curl_easy_init and its buffers cost more than the rest of a small
+ * transfer's setup (perf), and curl_easy_reset keeps them. */
+
+#define HANDLE_POOL 64
+
+struct handle_pool {
+    unsigned n;
+    CURL *v[HANDLE_POOL];
+};
+
+static CURL *handle_get(struct ag_loop *loop)
+{
+    struct handle_pool *p = *ag_loop_slot(loop, AG_LOOP_SLOT_HANDLES);
+
+    if (p == NULL || p->n == 0)
+        return curl_easy_init();
+    CURL *h = p->v[--p->n];
+    curl_easy_reset(h);
+    return h;
+}
+
+/* Back to its loop's pool when on that loop's thread (not in a multi handle any more), else freed. */
+static void handle_put(struct ag_loop *loop, CURL *h)
+{
+    struct handle_pool **pp = loop != NULL && ag_loop_current() == loop
+                                  ? (struct handle_pool **)ag_loop_slot(loop, AG_LOOP_SLOT_HANDLES)
+                                  : NULL;
+
+    if (pp != NULL && *pp == NULL)
+        *pp = calloc(1, sizeof(**pp));
+    if (pp == NULL || *pp == NULL || (*pp)->n == HANDLE_POOL) {
+        curl_easy_cleanup(h);
+        return;
+    }
+    (*pp)->v[(*pp)->n++] = h;
+}
+
+static void handle_pool_free(struct ag_loop *loop)
+{
+    struct handle_pool **pp = (struct handle_pool **)ag_loop_slot(loop, AG_LOOP_SLOT_HANDLES);
+
+    while (*pp != NULL && (*pp)->n > 0)
+        curl_easy_cleanup((*pp)->v[--(*pp)->n]);
+    free(*pp);
+    *pp = NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------
  * References and wake-ups. */
 
 static void clear_resp_headers(struct ag_proxy *px)
@@ -277,7 +325,7 @@ static void clear_resp_headers(struct ag_proxy *px)
 static void proxy_free(struct ag_proxy *px)
 {
     if (px->x.h != NULL)
-        curl_easy_cleanup(px->x.h);
+        handle_put(px->loop, px->x.h);
     curl_slist_free_all(px->hdrs);
     clear_resp_headers(px);
     free(px->url);
@@ -593,6 +641,7 @@ static void stop_loop(struct ag_loop *loop)
         finished(loop, px, CURLE_ABORTED_BY_CALLBACK, false);
     }
     ag_tunnel_stop_loop(loop);
+    handle_pool_free(loop);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -752,7 +801,7 @@ static enum ag_rc start(struct ag_request *rq, const struct ag_upstream *up, con
         return px->tunnel != NULL ? AG_OK : AG_ERR_NOMEM;
     }
     px->url = malloc(strlen(up->origin) + strlen(rq->raw_uri) + 1);
-    px->x.h = curl_easy_init();
+    px->x.h = handle_get(px->loop);
     if (px->url == NULL || px->x.h == NULL)
         return AG_ERR_NOMEM;
     strcpy(px->url, up->origin);

@@ -408,6 +408,8 @@ static void handshake(struct ag_loop *loop, struct ag_tunnel *t)
             }
             t->req_off += (size_t)n;
         }
+        free(t->req); /* sent: a tunnel keeps nothing it does not need */
+        t->req = NULL;
         t->state = T_READING;
         t->head = malloc(HEAD_MAX + 1);
         if (t->head == NULL) {
@@ -443,6 +445,9 @@ static void handshake(struct ag_loop *loop, struct ag_tunnel *t)
     /* The head is in: the worker answers; the upstream waits, unwatched, until the client's socket
      * arrives (bytes it sends meanwhile stay in its socket). */
     t->state = T_ANSWERED;
+    char *fit = realloc(t->head, t->head_len + 1); /* the read buffer was HEAD_MAX */
+    if (fit != NULL)
+        t->head = fit;
     ag_loop_timer_disarm(loop, &t->timer);
     ag_loop_watch(loop, &t->up, 0);
     pthread_mutex_lock(&t->mu);

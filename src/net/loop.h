@@ -127,7 +127,7 @@ char *ag_loop_scratch(struct ag_loop *loop);
 
 /* A pointer the loop keeps for a user (the list of transfers it runs, of tunnels it splices); NULL at
  * first. Read and written on the loop's thread. */
-enum { AG_LOOP_SLOT_PROXY, AG_LOOP_SLOT_TUNNEL, AG_LOOP_SLOTS };
+enum { AG_LOOP_SLOT_PROXY, AG_LOOP_SLOT_TUNNEL, AG_LOOP_SLOT_HANDLES, AG_LOOP_SLOTS };
 void **ag_loop_slot(struct ag_loop *loop, unsigned slot);
 
 #endif
