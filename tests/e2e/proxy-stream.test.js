@@ -320,7 +320,7 @@ describe('backpressure both ways, in bounded memory', () => {
 test('1,000 concurrent server-sent-event streams through one authgate: all open at once, each gets its first event '
   + 'within 5 s and its first three in order; closing them closes them upstream', { timeout: 120000 }, async (t) => {
   const N = 1000;
-  const S = await gate({ upstreams: [`${up.url}/`], max_connections: 4 * N });
+  const S = await gate({ upstreams: [`${up.url}/`], max_connections: 4 * N, workers: 2 });
   gates.splice(gates.indexOf(S), 1); // stopped here, with time for LeakSanitizer's exit scan (seconds after 2,000 threads)
   const cookie = await loggedIn(S);
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
@@ -363,6 +363,8 @@ test('1,000 concurrent server-sent-event streams through one authgate: all open 
         + `(${streams.filter((s) => s.events.length === 0).length} none; ticks reached ${up.ticks.slice(tick0).join(', ')})`);
     const first = streams.map((s) => s.events[0][1] - t1);
     const threads = /^Threads:\s+(\d+)$/m.exec(readFileSync(`/proc/${S.pid}/status`, 'utf8'))?.[1];
+    // event-driven: the streams cost no thread each (one event loop per CPU, a few helpers)
+    assert.ok(Number(threads) < 64, `authgate runs ${threads} threads with ${N} streams open`);
     t.diagnostic(`${N} streams open after ${opened} ms (authgate has ${threads} threads); first events ${Math.min(...first)}..${Math.max(...first)} ms after the `
       + `ticks started (500 ms apart); ticks reached ${up.ticks.slice(tick0, tick0 + 4).join(', ')} streams; upstream peak ${up.maxOpen}`);
     assert.equal(up.maxOpen, N, 'the upstream saw each stream once');
@@ -569,6 +571,28 @@ test('upstream keep-alive: 200 sequential requests open at most 3 connections, 5
       + `authgate closed ${later.closed} meanwhile`);
   } finally {
     seq.destroy();
+    burst.destroy();
+  }
+});
+
+test('upstream_max_connections = 2 (two event loops): 12 concurrent slow requests are all answered, the upstream '
+  + 'never sees more than 2 at once', { timeout: 60000 }, async (t) => {
+  const bounded = await gate({ upstreams: [`${up.url}/`], upstream_max_connections: 2, workers: 2 });
+  const cookie = await loggedIn(bounded);
+  const burst = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  try {
+    up.maxActive = up.active;
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => get(bounded, cookie, `/slow?ms=200&i=${i}`, { agent: burst })));
+    const took = Date.now() - t0;
+    answers.forEach((r, i) => {
+      assert.equal(r.status, 200, `request ${i}: ${r.body.slice(0, 200)}`);
+      assert.equal(JSON.parse(r.body).url, `/slow?ms=200&i=${i}`, `request ${i} got another request's answer`);
+    });
+    t.diagnostic(`12 requests of 200 ms through a bound of 2: ${took} ms, up to ${up.maxActive} at once at the upstream`);
+    assert.ok(up.maxActive <= 2, `the upstream saw ${up.maxActive} requests at once`);
+    assert.ok(up.maxActive >= 1 && took >= 6 * 200 - 50, `they waited for a connection (${took} ms for 12 x 200 ms over 2)`);
+  } finally {
     burst.destroy();
   }
 });
