@@ -298,9 +298,9 @@ static enum ag_rc start_loops(struct ag_server *s, struct MHD_OptionItem *opts, 
             opts[i].value = (intptr_t)(limit / n + 1);
     }
     for (s->nmhds = 0; s->nmhds < n; s->nmhds++) {
-        s->mhds[s->nmhds] = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
-                                                 MHD_USE_ERROR_LOG,
-                                             0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+        s->mhds[s->nmhds] =
+            MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+                             0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
         if (s->mhds[s->nmhds] == NULL) {
             snprintf(err, errlen, "libmicrohttpd could not start on %s", s->url);
             return AG_ERR_INTERNAL;
@@ -391,8 +391,8 @@ enum ag_rc ag_server_start(struct ag_app *app, struct ag_server **out, char *err
         goto out;
     }
     s->listen_fd = -1; /* libmicrohttpd owns and closes it now (or hands it back when quiesced) */
-    ag_log_info("serving with %u worker thread%s, up to %lld connections", workers,
-                    workers == 1 ? "" : "s", (long long)cfg->max_connections);
+    ag_log_info("serving with %u worker thread%s, up to %lld connections", workers, workers == 1 ? "" : "s",
+                (long long)cfg->max_connections);
     *out = s;
     s = NULL;
     rc = AG_OK;

@@ -88,12 +88,12 @@ struct ag_proxy {
     struct ag_loop *loop;
     struct MHD_Connection *conn;
     const struct ag_upstream *up;
-    struct ag_tunnel *tunnel;     /* an Upgrade: handle/tunnel.c does the rest (worker) */
-    struct ag_loop_xfer x;        /* the curl handle; in the loop's multi while in_multi */
+    struct ag_tunnel *tunnel; /* an Upgrade: handle/tunnel.c does the rest (worker) */
+    struct ag_loop_xfer x;    /* the curl handle; in the loop's multi while in_multi */
     struct ag_loop_task t_start, t_wake, t_abort;
-    struct ag_loop_timer timer;   /* --upstream-timeout for the response headers (loop) */
-    bool in_multi;                /* (loop) */
-    bool timer_armed;             /* (loop) */
+    struct ag_loop_timer timer; /* --upstream-timeout for the response headers (loop) */
+    bool in_multi;              /* (loop) */
+    bool timer_armed;           /* (loop) */
     struct curl_slist *hdrs;
     char *url;
     char errbuf[CURL_ERROR_SIZE];
@@ -988,9 +988,9 @@ static enum MHD_Result answer(struct ag_request *rq, struct ag_proxy *px)
         rq->resp_size += px->resp.len;
         px->resp.len = 0;
     } else
-        resp = MHD_create_response_from_callback(
-            px->content_length >= 0 ? (uint64_t)px->content_length : MHD_SIZE_UNKNOWN, READER_BLOCK,
-            read_response, rq, NULL);
+        resp = MHD_create_response_from_callback(px->content_length >= 0 ? (uint64_t)px->content_length
+                                                                         : MHD_SIZE_UNKNOWN,
+                                                 READER_BLOCK, read_response, rq, NULL);
     if (resp == NULL)
         return MHD_NO;
     for (size_t i = 0; i < px->nresp; i++) {

@@ -47,7 +47,7 @@ struct pend {
 
 struct ag_tunnel {
     pthread_mutex_t mu;
-    unsigned refs; /* the request's, and the loop's until it closes the tunnel */
+    unsigned refs;                 /* the request's, and the loop's until it closes the tunnel */
     struct ag_tunnel *prev, *next; /* the loop's list (loop) */
     struct ag_loop *loop;
     struct MHD_Connection *conn;
@@ -470,7 +470,8 @@ static void on_up_io(struct ag_loop *loop, struct ag_loop_io *io, uint32_t event
 static void on_timeout(struct ag_loop *loop, struct ag_loop_timer *timer)
 {
     struct ag_tunnel *t = (struct ag_tunnel *)((char *)timer - offsetof(struct ag_tunnel, timer));
-    ag_log_rq(AG_LOG_WARN, t->request_id, "upgrade: no answer from the upstream within %lld ms (upstream_timeout)",
+    ag_log_rq(AG_LOG_WARN, t->request_id,
+              "upgrade: no answer from the upstream within %lld ms (upstream_timeout)",
               (long long)t->timeout_ms);
     close_tunnel(loop, t, AG_ERR_IO, "The application did not answer in time.");
 }
@@ -500,7 +501,8 @@ static void on_connected(struct ag_loop *loop, struct ag_loop_xfer *x, CURLcode 
         if (t->ssl == NULL || SSL_set_fd(t->ssl, t->up.fd) != 1 ||
             (!literal && SSL_set_tlsext_host_name(t->ssl, t->tls_host) != 1) ||
             (t->verify && !literal && SSL_set1_host(t->ssl, t->tls_host) != 1) ||
-            (t->verify && literal && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->tls_host) != 1)) {
+            (t->verify && literal &&
+             X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->tls_host) != 1)) {
             ERR_clear_error();
             close_tunnel(loop, t, AG_ERR_NOMEM, "Out of memory.");
             return;
@@ -551,7 +553,8 @@ static void task_splice(struct ag_loop *loop, struct ag_loop_task *task)
         ag_log_rq(AG_LOG_INFO, t->request_id, "upgraded connection open");
         /* bytes that came with the handshakes: the upstream's after its head, the client's after its own */
         bool ok = !atomic_load(t->draining) &&
-                  (t->head_len == t->body_off || keep(&t->to_client, t->head + t->body_off, t->head_len - t->body_off));
+                  (t->head_len == t->body_off ||
+                   keep(&t->to_client, t->head + t->body_off, t->head_len - t->body_off));
         ok = ok && flush(t, &t->to_up, true) && flush(t, &t->to_client, false) && rewatch(loop, t);
         if (!ok)
             close_tunnel(loop, t, AG_OK, NULL);
@@ -735,7 +738,8 @@ enum MHD_Result ag_tunnel_answer(struct ag_tunnel *t, struct ag_request *rq)
     if (t->result != AG_OK)
         return t->result == AG_ERR_IO
                    ? ag_page_send(rq, 504, "gateway_timeout", t->why)
-                   : ag_page_send(rq, 502, "bad_gateway", t->why != NULL ? t->why : "The application cannot be reached.");
+                   : ag_page_send(rq, 502, "bad_gateway",
+                                  t->why != NULL ? t->why : "The application cannot be reached.");
     if (strncmp(t->head, "HTTP/1.", 7) == 0 && t->body_off > 12)
         status = strtol(t->head + 9, NULL, 10);
     if (status < 101 || status > 599)

@@ -28,7 +28,7 @@ struct ag_loop {
     struct later {
         void (*fn)(void *);
         void *arg;
-    } *later; /* run after the current batch of events (callbacks may free each other's io) */
+    } * later; /* run after the current batch of events (callbacks may free each other's io) */
     size_t nlater, caplater;
     char *scratch;
     void *slots[AG_LOOP_SLOTS];
@@ -39,7 +39,7 @@ struct ag_loop {
 
     pthread_mutex_t mu; /* the mailbox */
     struct ag_loop_task *head, *tail;
-    bool closed;              /* no more posts */
+    bool closed; /* no more posts */
     void (*on_stop)(struct ag_loop *);
 };
 
@@ -138,7 +138,8 @@ enum ag_rc ag_loop_watch(struct ag_loop *loop, struct ag_loop_io *io, uint32_t e
 
     if (io->events == events)
         return AG_OK;
-    if (epoll_ctl(loop->epfd, op, io->fd, &ev) != 0 && !(op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)))
+    if (epoll_ctl(loop->epfd, op, io->fd, &ev) != 0 &&
+        !(op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)))
         return AG_ERR_IO;
     io->events = events;
     return AG_OK;
@@ -492,7 +493,8 @@ enum ag_rc ag_loops_start(const struct ag_loops_conf *conf, struct ag_loops **ou
     ls->n = n;
     for (unsigned i = 0; i < n; i++) {
         struct ag_loop *loop = &ls->v[i];
-        if (loop_init(loop, conf) != AG_OK || (conf->mhd != NULL && attach_mhd(loop, conf->mhd[i]) != AG_OK) ||
+        if (loop_init(loop, conf) != AG_OK ||
+            (conf->mhd != NULL && attach_mhd(loop, conf->mhd[i]) != AG_OK) ||
             pthread_create(&loop->thread, NULL, run, loop) != 0) {
             ls->n = i + 1; /* this one is initialised: free it too */
             ag_loops_free(ls);
